@@ -1,0 +1,154 @@
+"""``python -m fastrnn``: the classic tutorial example, then a short timing table.
+
+Runs the tutorial batch from "tf.nn.dynamic_rnn in depth" (batch 4, 2 steps,
+depth 3, 5 units, sequence_length [2, 1, 2, 2]) through a BasicRNNCell, a
+BasicLSTMCell and a two-layer LSTM [4, 5], prints what comes back and what it
+means, then times the compiled path against the NumPy reference.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any, Callable, List
+
+import numpy as np
+
+import fastrnn as fr
+import fastrnn.reference as ref
+
+X_BATCH = np.array([
+    # t = 0      t = 1
+    [[0, 1, 2], [9, 8, 7]],  # instance 0
+    [[3, 4, 5], [5, 1, 9]],  # instance 1 (length 1: its t = 1 is padding)
+    [[6, 7, 8], [6, 5, 4]],  # instance 2
+    [[9, 0, 1], [3, 2, 1]],  # instance 3
+], dtype=np.float32)
+SEQ_LENGTH = np.array([2, 1, 2, 2])
+
+
+def _arr(a: np.ndarray) -> str:
+    return np.array2string(a, precision=4, suppress_small=True, max_line_width=100)
+
+
+def tutorial(out: Any = sys.stdout) -> None:
+    p = lambda *a: print(*a, file=out)  # noqa: E731
+    p("fastrnn tutorial: inputs X (batch 4, time 2, depth 3), sequence_length [2, 1, 2, 2]\n")
+    cells = [("BasicRNNCell(5)", fr.BasicRNNCell(5, seed=42)),
+             ("BasicLSTMCell(5)", fr.BasicLSTMCell(5, seed=42)),
+             ("MultiRNNCell([BasicLSTMCell(4), BasicLSTMCell(5)])",
+              fr.MultiRNNCell([fr.BasicLSTMCell(4, seed=1), fr.BasicLSTMCell(5, seed=2)]))]
+    for title, cell in cells:
+        outputs, state = fr.dynamic_rnn(cell, X_BATCH, sequence_length=SEQ_LENGTH, dtype=np.float32)
+        p(f"== {title}")
+        p(f"outputs: shape {outputs.shape} = (batch, time, output_size); every step's output")
+        p(_arr(outputs))
+        p("  row 1 at t = 1 is all zeros: past its length the output is zeroed")
+        if isinstance(state, np.ndarray):
+            p(f"state: shape {state.shape} = (batch, state_size); the last *valid* output of each row")
+            p(_arr(state))
+        elif isinstance(state, fr.LSTMStateTuple):
+            p(f"state: LSTMStateTuple(c {state.c.shape}, h {state.h.shape}); h is the last valid output, "
+              "c the memory that outputs never show")
+            p("c =\n" + _arr(state.c) + "\nh =\n" + _arr(state.h))
+        else:
+            p(f"state: a tuple of {len(state)} layer states, each an LSTMStateTuple; the output is the last "
+              "layer's h")
+            for i, s in enumerate(state):
+                p(f"  layer {i}: c {s.c.shape}, h {s.h.shape}")
+        last = outputs[np.arange(4), SEQ_LENGTH - 1]
+        final_h = state if isinstance(state, np.ndarray) else (state.h if hasattr(state, "h") else state[-1].h)
+        same = np.array_equal(last, final_h)
+        p(f"  outputs[b, len[b]-1] == final h for every row: {same}; "
+          f"outputs[:, -1] == final h: {np.array_equal(outputs[:, -1], final_h)} (row 1 is padding there)\n")
+
+
+def _median_ms(fn: Callable[[], Any], repeat: int, budget_s: float = 3.0) -> float:
+    fn()  # warm up (builds weights, allocates)
+    times: List[float] = []
+    start = time.perf_counter()
+    while len(times) < repeat and (len(times) < 3 or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def _make(module: Any, kind: str, units: int) -> Any:
+    if kind == "lstm":
+        return module.BasicLSTMCell(units, seed=0)
+    if kind == "gru":
+        return module.GRUCell(units, seed=0)
+    return module.BasicRNNCell(units, seed=0)
+
+
+def timing(args: argparse.Namespace, out: Any = sys.stdout) -> None:
+    dtype = np.dtype(args.dtype)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.batch, args.time, args.units)).astype(dtype)
+    fast = _make(fr, args.cell, args.units)
+    fast.build(args.units, dtype)
+    slow = _make(ref, args.cell, args.units)
+    slow.set_weights(fast.weights)
+    rows = []
+    candidates = [("fastrnn (compiled)", lambda: fr.dynamic_rnn(fast, x)),
+                  ("fastrnn.reference (NumPy)", lambda: ref.dynamic_rnn(slow, x))]
+    torch_fn = _torch_runner(args, x)
+    if torch_fn is not None:
+        candidates.append(("PyTorch " + torch_fn[0], torch_fn[1]))
+    print(f"\ntiming dynamic_rnn: {args.cell.upper()} batch {args.batch}, time {args.time}, "
+          f"units {args.units} (depth = units), {dtype} -- median of up to {args.repeat} runs", file=out)
+    for i, (name, fn) in enumerate(candidates):
+        print(f"  [{i + 1}/{len(candidates)}] timing {name} ...", end="\r", file=sys.stderr, flush=True)
+        rows.append((name, _median_ms(fn, args.repeat)))
+    print(" " * 60, end="\r", file=sys.stderr)
+    base = rows[0][1]
+    print(f"  {'implementation':<28}{'median ms':>12}{'vs fastrnn':>14}", file=out)
+    for name, ms in rows:
+        print(f"  {name:<28}{ms:>12.3f}{ms / base:>13.1f}x", file=out)
+    np.testing.assert_allclose(fr.dynamic_rnn(fast, x)[0], ref.dynamic_rnn(slow, x)[0],
+                               rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-5)
+    print("  (compiled outputs checked against the reference)", file=out)
+
+
+def _torch_runner(args: argparse.Namespace, x: np.ndarray) -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(args.threads)
+    mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[args.cell]
+    net = mod(args.units, args.units, batch_first=True).to(torch.float64 if x.dtype == np.float64 else torch.float32)
+    tx = torch.from_numpy(x)
+
+    def run() -> Any:
+        with torch.inference_mode():
+            return net(tx)
+
+    return (torch.__version__.split("+")[0], run)
+
+
+def main(argv: Any = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastrnn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm", help="cell to time (lstm)")
+    parser.add_argument("--batch", type=int, default=16, help="batch rows to time (16)")
+    parser.add_argument("--time", type=int, default=100, help="time steps to time (100)")
+    parser.add_argument("--units", type=int, default=256, help="num_units, also the input depth (256)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(float32)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for peers that take a setting (2)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed runs per implementation (20)")
+    parser.add_argument("--no-timing", action="store_true", help="only the tutorial example")
+    args = parser.parse_args(argv)
+    for name in ("batch", "time", "units", "threads", "repeat"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1")
+    tutorial()
+    if not args.no_timing:
+        timing(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

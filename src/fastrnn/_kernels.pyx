@@ -1,0 +1,189 @@
+# cython: language_level=3
+"""fastrnn._kernels -- the thin Cython layer over csrc/ (private).
+
+It validates nothing the Python layer already checked (fastrnn._validate does
+that, with the messages users see).  What it does check is what memory safety
+depends on: every array is acquired through the buffer protocol as C-contiguous
+with the expected item type and exact element count, outputs as writable.  It
+allocates the outputs and the kernel's workspace, releases the GIL around the
+kernel call, and maps status codes to exceptions in one place (_check).
+
+float32 and float64 share one body: arrays cross into C as void* with the
+layer's dtype code, and csrc/ instantiates its kernels for both types from one
+template.  BLAS comes from SciPy's scipy.linalg.cython_blas, taken from the
+module's exported C capsules at import (no SciPy headers needed to build).
+"""
+from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release,
+                             PyObject_GetBuffer)
+from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
+from libc.stdint cimport int64_t
+
+cimport _fastrnn as c
+
+import numpy as np
+
+cdef c.fr_blas _scipy_blas
+cdef c.fr_blas _portable_blas  # all NULL: csrc's portable C GEMM
+cdef c.fr_blas *_blas = &_scipy_blas
+
+cdef enum:
+    MAX_BUFFERS = 16
+
+
+cdef void *_capsule_pointer(object capsule) except NULL:
+    return PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))
+
+
+def _load_scipy_blas():
+    from scipy.linalg import cython_blas
+    capi = cython_blas.__pyx_capi__
+    _scipy_blas.sgemm = <c.fr_sgemm_fn>_capsule_pointer(capi["sgemm"])
+    _scipy_blas.dgemm = <c.fr_dgemm_fn>_capsule_pointer(capi["dgemm"])
+
+
+_load_scipy_blas()
+
+
+def set_gemm(str which):
+    """Select the GEMM behind the kernels: ``"blas"`` (SciPy's BLAS) or ``"portable"`` (csrc's C GEMM)."""
+    global _blas
+    if which == "blas":
+        _blas = &_scipy_blas
+    elif which == "portable":
+        _blas = &_portable_blas
+    else:
+        raise ValueError(f"which: expected 'blas' or 'portable', got {which!r}")
+
+
+def get_gemm():
+    return "portable" if _blas == &_portable_blas else "blas"
+
+
+cdef class _Buffers:
+    """Buffers acquired for one kernel call; all released when it goes away."""
+    cdef Py_buffer views[MAX_BUFFERS]
+    cdef int n
+    cdef int dtype
+
+    def __cinit__(self, int dtype):
+        self.n = 0
+        self.dtype = dtype
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(self.n):
+            PyBuffer_Release(&self.views[i])
+
+    cdef void *get(self, object arr, Py_ssize_t count, bint writable, str name, bint optional=False) except? NULL:
+        """Data pointer of ``arr``: C-contiguous, ``count`` items of the layer's float type."""
+        if arr is None:
+            if optional:
+                return NULL
+            raise ValueError(f"{name}: required")
+        if self.n >= MAX_BUFFERS:
+            raise RuntimeError("too many buffers")
+        cdef Py_buffer *view = &self.views[self.n]
+        PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (PyBUF_WRITABLE if writable else 0))
+        self.n += 1
+        fmt = (<bytes>view.format).lstrip(b"@=<")
+        expected = b"f" if self.dtype == c.FR_FLOAT32 else b"d"
+        if fmt != expected or view.itemsize != (4 if expected == b"f" else 8):
+            raise TypeError(f"{name}: expected {'float32' if expected == b'f' else 'float64'} data, "
+                            f"got format {view.format!r}")
+        if view.len != count * view.itemsize:
+            raise ValueError(f"{name}: expected {count} elements, got {view.len // view.itemsize}")
+        return view.buf
+
+    cdef const int64_t *lengths(self, object arr, Py_ssize_t count) except? NULL:
+        if arr is None:
+            return NULL
+        if self.n >= MAX_BUFFERS:
+            raise RuntimeError("too many buffers")
+        cdef Py_buffer *view = &self.views[self.n]
+        PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
+        self.n += 1
+        if view.itemsize != 8 or (<bytes>view.format).lstrip(b"@=<") not in (b"q", b"l"):
+            raise TypeError(f"lengths: expected int64 data, got format {view.format!r}")
+        if view.len != count * 8:
+            raise ValueError(f"lengths: expected {count} elements, got {view.len // 8}")
+        return <const int64_t *>view.buf
+
+
+cdef int _check(int status) except -1:
+    if status == c.FR_OK:
+        return 0
+    msg = c.fr_strerror(status).decode("utf-8", "replace")
+    if status == c.FR_ERR_ARG:
+        raise ValueError(f"fastrnn kernel rejected its arguments: {msg}")
+    raise RuntimeError(f"fastrnn kernel failed: {msg}")
+
+
+def layer_forward(dict layer, x, lengths, h0, c0, bint time_major, bint reverse, Py_ssize_t batch,
+                  Py_ssize_t time):
+    """Run one layer over a sequence; returns ``(outputs, h_final, c_final or None)``.
+
+    ``layer`` holds ``cell``, ``dtype`` (0 float32, 1 float64), ``activation``, ``depth``,
+    ``units``, ``proj``, the weight arrays (``kernel``, ``bias``, ``cand_kernel``,
+    ``cand_bias``, ``w_i_diag``, ``w_f_diag``, ``w_o_diag``, ``proj_kernel``; absent ones
+    None), ``forget_bias``, ``cell_clip`` and ``proj_clip`` (None or a float).
+    """
+    cdef c.fr_layer L
+    cdef c.fr_seq S
+    cdef int dtype = layer["dtype"]
+    cdef _Buffers bufs = _Buffers(dtype)
+    cdef Py_ssize_t depth = layer["depth"], units = layer["units"], proj = layer["proj"]
+    cdef Py_ssize_t gates = {c.FR_CELL_RNN: 1, c.FR_CELL_LSTM: 4, c.FR_CELL_GRU: 2}[layer["cell"]]
+    cdef Py_ssize_t recur = proj if layer["cell"] == c.FR_CELL_LSTM else units
+    cdef bint lstm = layer["cell"] == c.FR_CELL_LSTM
+    cdef bint gru = layer["cell"] == c.FR_CELL_GRU
+    cdef size_t work_size
+    cdef void *work = NULL
+    cdef int status
+
+    L.cell = layer["cell"]
+    L.dtype = dtype
+    L.activation = layer["activation"]
+    L.depth, L.units, L.proj = depth, units, proj
+    L.kernel = bufs.get(layer["kernel"], (depth + recur) * gates * units, False, "kernel")
+    L.bias = bufs.get(layer["bias"], gates * units, False, "bias")
+    L.cand_kernel = bufs.get(layer.get("cand_kernel"), (depth + units) * units, False, "cand_kernel", not gru)
+    L.cand_bias = bufs.get(layer.get("cand_bias"), units, False, "cand_bias", not gru)
+    L.w_i_diag = bufs.get(layer.get("w_i_diag"), units, False, "w_i_diag", True)
+    L.w_f_diag = bufs.get(layer.get("w_f_diag"), units, False, "w_f_diag", True)
+    L.w_o_diag = bufs.get(layer.get("w_o_diag"), units, False, "w_o_diag", True)
+    L.proj_kernel = bufs.get(layer.get("proj_kernel"), units * proj, False, "proj_kernel", True)
+    L.forget_bias = layer.get("forget_bias", 0.0)
+    cell_clip, proj_clip = layer.get("cell_clip"), layer.get("proj_clip")
+    L.has_cell_clip, L.cell_clip = cell_clip is not None, (cell_clip or 0.0)
+    L.has_proj_clip, L.proj_clip = proj_clip is not None, (proj_clip or 0.0)
+
+    np_dtype = np.float32 if dtype == c.FR_FLOAT32 else np.float64
+    shape = (time, batch, proj) if time_major else (batch, time, proj)
+    out = np.empty(shape, np_dtype)
+    h_final = np.empty((batch, proj), np_dtype)
+    c_final = np.empty((batch, units), np_dtype) if lstm else None
+
+    S.batch, S.time = batch, time
+    S.time_major, S.reverse = time_major, reverse
+    S.x = bufs.get(x, batch * time * depth, False, "x")
+    S.lengths = bufs.lengths(lengths, batch)
+    S.h0 = bufs.get(h0, batch * proj, False, "h0")
+    S.c0 = bufs.get(c0, batch * units, False, "c0", not lstm)
+    S.out = bufs.get(out, batch * time * proj, True, "out")
+    S.h_final = bufs.get(h_final, batch * proj, True, "h_final")
+    S.c_final = bufs.get(c_final, batch * units, True, "c_final", not lstm)
+
+    work_size = c.fr_workspace_size(&L, &S)
+    if work_size == 0:
+        _check(c.FR_ERR_ARG)
+    work = PyMem_RawMalloc(work_size)
+    if work == NULL:
+        raise MemoryError(f"fastrnn: cannot allocate a {work_size}-byte workspace")
+    try:
+        with nogil:
+            status = c.fr_layer_forward(&L, &S, work, work_size, _blas)
+        _check(status)
+    finally:
+        PyMem_RawFree(work)
+    return out, h_final, c_final

@@ -1,0 +1,197 @@
+"""Validation at the Python boundary -- the one place arguments are checked.
+
+Every public entry point (reference and compiled alike) passes its arguments
+through here before any computation, so bad input gets a ``ValueError`` or
+``TypeError`` that names the argument and says what was expected and what was
+given.  What comes out is safe to hand to the C kernels: C-contiguous float32
+or float64 arrays of checked shapes, int64 lengths within ``[0, time]``, and a
+state that is a fresh copy in the cell's structure (so nothing the caller owns
+is ever written to or aliased).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from ._structure import flatten, is_sequence, pack_as
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _shape(x: Any) -> str:
+    return str(tuple(np.shape(x)))
+
+
+def positive_int(value: Any, name: str) -> int:
+    """An int > 0 (Python or NumPy integer; bool is rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a positive integer, got {value!r} ({type(value).__name__})")
+    if value <= 0:
+        raise ValueError(f"{name}: expected a positive integer, got {value}")
+    return int(value)
+
+
+def optional_float(value: Any, name: str, positive: bool = False) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number or None, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if np.isnan(value) or (positive and value < 0):
+        raise ValueError(f"{name}: expected a {'non-negative ' if positive else ''}number, got {value}")
+    return value
+
+
+def float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    """``dtype`` as float32 or float64 (accepts NumPy dtypes, types and names)."""
+    try:
+        d = np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
+    except TypeError:
+        raise TypeError(f"{name}: expected float32 or float64, got {dtype!r}") from None
+    if d not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {d}")
+    return d
+
+
+def float_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as an ndarray of float32/float64 (no copy when it already is one)."""
+    try:
+        arr = np.asarray(x)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"{name}: cannot be converted to an array ({e})") from None
+    if arr.dtype not in FLOAT_DTYPES:
+        kind = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex",
+                "O": "object", "U": "string", "S": "bytes"}.get(arr.dtype.kind, str(arr.dtype))
+        hint = "; convert it with np.asarray(x, dtype=np.float32)" if arr.dtype.kind in "iub" else ""
+        raise TypeError(f"{name}: expected float32 or float64 values, got {kind} ({arr.dtype}){hint}")
+    return arr
+
+
+def compute_dtype(dtype: Any, given: np.dtype) -> np.dtype:
+    """The dtype a run computes in: ``dtype`` when given, else the inputs' dtype."""
+    return given if dtype is None else float_dtype(dtype)
+
+
+def sequence_length(lengths: Any, batch: int, time: int) -> Optional[np.ndarray]:
+    """``sequence_length`` as a fresh int64 vector with values in ``[0, time]``."""
+    if lengths is None:
+        return None
+    arr = np.asarray(lengths)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"sequence_length: expected integers, got non-integral values {arr.tolist()}")
+    elif arr.dtype.kind not in "iu":
+        raise TypeError(f"sequence_length: expected an integer vector, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"sequence_length: expected a 1-D vector of {batch} lengths, got shape {arr.shape}")
+    if arr.shape[0] != batch:
+        raise ValueError(f"sequence_length: expected {batch} lengths (one per batch row), got {arr.shape[0]}")
+    if arr.size:
+        lo, hi = arr.min(), arr.max()
+        if lo < 0:
+            raise ValueError(f"sequence_length: lengths must be >= 0, got {lo} at row {int(np.argmin(arr))}")
+        if hi > time:
+            raise ValueError(
+                f"sequence_length: lengths must be <= the time axis ({time}), got {hi} at row {int(np.argmax(arr))}")
+    return np.array(arr, dtype=np.int64, order="C")
+
+
+def state(value: Any, state_size: Any, batch: int, dtype: np.dtype, name: str) -> Any:
+    """A copy of ``value`` laid out like ``state_size``, each leaf ``[batch, size]``.
+
+    Any nesting of tuples/lists with the right number of leaves is accepted and
+    repacked into the cell's own structure (e.g. ``LSTMStateTuple``).
+    """
+    sizes = flatten(state_size)
+    if not is_sequence(state_size) and is_sequence(value) and len(flatten(value)) == 1:
+        value = flatten(value)[0]
+    leaves = flatten(value) if is_sequence(value) else [value]
+    if len(leaves) != len(sizes):
+        raise ValueError(
+            f"{name}: expected a state with the structure of state_size={state_size!r} "
+            f"({len(sizes)} arrays), got {len(leaves)} array(s)")
+    out = []
+    for i, (leaf, size) in enumerate(zip(leaves, sizes)):
+        where = name if len(sizes) == 1 else f"{name}[{i}] (leaf {i} of state_size={state_size!r})"
+        arr = float_array(leaf, where)
+        if arr.ndim != 2 or arr.shape[0] != batch or arr.shape[1] != size:
+            raise ValueError(f"{where}: expected shape ({batch}, {size}), got {arr.shape}")
+        out.append(np.array(arr, dtype=dtype, order="C"))
+    return pack_as(state_size, out)
+
+
+def step_inputs(inputs: Any, depth: Optional[int], name: str = "inputs") -> np.ndarray:
+    """One time step's inputs: a float ``[batch, depth]`` array."""
+    x = float_array(inputs, name)
+    if x.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array [batch, depth], got shape {x.shape}")
+    if depth is not None and x.shape[1] != depth:
+        raise ValueError(f"{name}: expected depth {depth} (the cell was built for it), got {x.shape[1]}")
+    return x
+
+
+class Run(NamedTuple):
+    """A validated request to run a cell over a sequence.
+
+    ``x`` is C-contiguous in ``dtype`` and in the caller's major order; the
+    state is a fresh copy; ``lengths`` is None or int64 in ``[0, time]``.
+    """
+
+    x: np.ndarray
+    lengths: Optional[np.ndarray]
+    state: Any
+    dtype: np.dtype
+    time_major: bool
+    batch: int
+    time: int
+
+
+def ensure_built(cell: Any, depth: int, dtype: np.dtype, name: str = "inputs") -> None:
+    """Build a built-in cell for ``depth``/``dtype``, or check that it was built for them."""
+    build = getattr(cell, "_ensure_built", None)
+    if build is not None:
+        build(depth, dtype, name)
+
+
+def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any,
+            time_major: bool, name: str = "inputs", state_name: str = "initial_state") -> Run:
+    """Validate the arguments of a dynamic driver."""
+    check_cell(cell, "cell")
+    x = float_array(inputs, name)
+    if x.ndim != 3:
+        layout = "[time, batch, depth]" if time_major else "[batch, time, depth]"
+        raise ValueError(f"{name}: expected a 3-D array {layout}, got shape {x.shape}")
+    d = compute_dtype(dtype, x.dtype)
+    x = np.ascontiguousarray(x, dtype=d)
+    time, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
+    lens = sequence_length(lengths, batch, time)
+    ensure_built(cell, x.shape[2], d, name)
+    if initial_state is None:
+        st = state(cell.zero_state(batch, d), cell.state_size, batch, d, "cell.zero_state()")
+    else:
+        st = state(initial_state, cell.state_size, batch, d, state_name)
+    return Run(x, lens, st, d, bool(time_major), batch, time)
+
+
+def static_inputs(inputs: Any, name: str = "inputs") -> np.ndarray:
+    """The list of per-step ``[batch, depth]`` inputs of a static driver, stacked time-major."""
+    if isinstance(inputs, np.ndarray) or not isinstance(inputs, Sequence) or isinstance(inputs, str):
+        raise TypeError(f"{name}: expected a list of [batch, depth] arrays (one per time step), "
+                        f"got {type(inputs).__name__}")
+    if len(inputs) == 0:
+        raise ValueError(f"{name}: expected a non-empty list of [batch, depth] arrays, got an empty list")
+    steps = [step_inputs(x, None, f"{name}[{t}]") for t, x in enumerate(inputs)]
+    first = steps[0].shape
+    for t, x in enumerate(steps):
+        if x.shape != first:
+            raise ValueError(f"{name}[{t}]: every step must have the shape of {name}[0] {first}, got {x.shape}")
+    return np.stack(steps)
+
+
+def check_cell(cell: Any, name: str) -> None:
+    missing = [a for a in ("state_size", "output_size", "zero_state") if not hasattr(cell, a)]
+    if missing or not callable(cell):
+        raise TypeError(f"{name}: expected an RNN cell (state_size, output_size, zero_state, __call__), "
+                        f"got {type(cell).__name__} without {missing or ['__call__']}")
