@@ -1,0 +1,126 @@
+/*
+ * fastrnn.h -- the C kernels' only public header (plain C99, no Python.h).
+ *
+ * One call runs one recurrent layer over a whole sequence:
+ *
+ *   fr_layer   what the layer is: cell family, sizes, activation, weights in
+ *              TensorFlow 1.x layout (row-major, rows = [inputs; recurrent state]).
+ *   fr_seq     what it runs on: inputs, per-row lengths, initial and final
+ *              state, outputs; batch- or time-major; forward or reversed.
+ *
+ * Semantics are tf.nn.dynamic_rnn's: for t >= lengths[b] the output row is zero
+ * and the state of row b is copied through unchanged, so its final state is the
+ * state after step lengths[b]-1 (its initial state when lengths[b] == 0).
+ * With reverse != 0 each row is read backwards *within its own length* and its
+ * outputs are written back at the original positions (TF's reverse_sequence on
+ * both sides), which is exactly the backward half of a bidirectional RNN.
+ *
+ * Data pointers are void* so that one struct serves float32 and float64; the
+ * `dtype` field says which.  All arrays are C-contiguous.  The caller validates
+ * shapes; the kernel re-checks only what would otherwise be memory-unsafe and
+ * returns FR_ERR_ARG.  No allocation happens inside: the caller passes a
+ * workspace of at least fr_workspace_size() bytes.  Calls share no mutable
+ * state, so concurrent calls from several threads are safe.
+ */
+#ifndef FASTRNN_H
+#define FASTRNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { FR_FLOAT32 = 0, FR_FLOAT64 = 1 } fr_dtype;
+
+typedef enum { FR_CELL_RNN = 0, FR_CELL_LSTM = 1, FR_CELL_GRU = 2 } fr_cell_kind;
+
+typedef enum {
+    FR_ACT_TANH = 0,
+    FR_ACT_SIGMOID = 1,
+    FR_ACT_RELU = 2,
+    FR_ACT_LINEAR = 3
+} fr_activation;
+
+typedef enum {
+    FR_OK = 0,
+    FR_ERR_ARG = 1,       /* a size, pointer or enum is out of range */
+    FR_ERR_WORKSPACE = 2  /* work is NULL or smaller than fr_workspace_size() */
+} fr_status;
+
+/* Fortran-convention GEMM as exported by scipy.linalg.cython_blas:
+ * C = alpha * op(A) * op(B) + beta * C, column-major. */
+typedef void (*fr_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
+                            float *alpha, float *a, int *lda, float *b, int *ldb,
+                            float *beta, float *c, int *ldc);
+typedef void (*fr_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
+                            double *alpha, double *a, int *lda, double *b, int *ldb,
+                            double *beta, double *c, int *ldc);
+
+/* The BLAS table.  A NULL entry (or a NULL table) selects the portable C GEMM. */
+typedef struct fr_blas {
+    fr_sgemm_fn sgemm;
+    fr_dgemm_fn dgemm;
+} fr_blas;
+
+typedef struct fr_layer {
+    int cell;        /* fr_cell_kind */
+    int dtype;       /* fr_dtype */
+    int activation;  /* fr_activation: the cell's `activation` (LSTM: on j and on c') */
+    ptrdiff_t depth; /* input width */
+    ptrdiff_t units; /* num_units */
+    ptrdiff_t proj;  /* output and recurrent width: num_proj for a projected LSTM, else units */
+
+    /* RNN : kernel [depth+units, units],  bias [units]
+     * LSTM: kernel [depth+proj, 4*units], bias [4*units], gate columns i, j, f, o
+     * GRU : kernel = gates/kernel [depth+units, 2*units], bias = gates/bias [2*units] (r, u) */
+    const void *kernel;
+    const void *bias;
+    /* GRU only: candidate/kernel [depth+units, units], candidate/bias [units]; else NULL */
+    const void *cand_kernel;
+    const void *cand_bias;
+    /* LSTM peepholes [units] each: all three or none (NULL) */
+    const void *w_i_diag;
+    const void *w_f_diag;
+    const void *w_o_diag;
+    /* LSTM projection/kernel [units, proj], or NULL (then proj == units) */
+    const void *proj_kernel;
+
+    double forget_bias;  /* LSTM: added to f before the sigmoid */
+    int has_cell_clip;   /* LSTM: clip c' to [-cell_clip, cell_clip] */
+    double cell_clip;
+    int has_proj_clip;   /* LSTM with projection: clip the projected output */
+    double proj_clip;
+} fr_layer;
+
+typedef struct fr_seq {
+    ptrdiff_t batch;
+    ptrdiff_t time;
+    int time_major;          /* row of (t, b) in x and out: t*batch + b if 1, b*time + t if 0 */
+    int reverse;             /* run each row backwards within its own length */
+    const void *x;           /* [batch*time, depth] */
+    const int64_t *lengths;  /* [batch], each in [0, time]; NULL means all rows run `time` steps */
+    const void *h0;          /* [batch, proj]  initial recurrent state (h; m for a projected LSTM) */
+    const void *c0;          /* [batch, units] initial LSTM cell state; NULL for RNN and GRU */
+    void *out;               /* [batch*time, proj] outputs, zero past each row's length */
+    void *h_final;           /* [batch, proj]  final recurrent state */
+    void *c_final;           /* [batch, units] final LSTM cell state; NULL for RNN and GRU */
+} fr_seq;
+
+/* Bytes of workspace fr_layer_forward needs for this layer and sequence
+ * (0 if the arguments are invalid). */
+size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq);
+
+/* Run the layer over the sequence.  Returns an fr_status. */
+int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
+                     void *work, size_t work_size, const fr_blas *blas);
+
+/* A static, human-readable message for a status code. */
+const char *fr_strerror(int status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTRNN_H */

@@ -1,0 +1,264 @@
+/*
+ * fr_kernels.c -- fastrnn's public entry points: fr_workspace_size,
+ * fr_layer_forward, fr_strerror.
+ *
+ * Design note
+ * -----------
+ * What it computes: one TensorFlow-1.x recurrent layer (BasicRNNCell,
+ * LSTMCell / BasicLSTMCell incl. peepholes, cell clip, projection and
+ * projection clip, GRUCell) run over a whole batch of sequences with
+ * tf.nn.dynamic_rnn semantics (per-row lengths, zero outputs and frozen state
+ * past a row's length, optional per-row reversal).  The equations are written
+ * out in fr_kernels_impl.h, which holds the kernel body once and is included
+ * twice below (float -> *_f32, double -> *_f64), so the two dtypes cannot drift.
+ *
+ * How (the point of the package):
+ *   1. The input half of every product, X[batch*time, depth] * W_x, does not
+ *      depend on the recurrence, so it is ONE large GEMM for all time steps
+ *      (xproj), done before the loop (GRU: gate and candidate input kernels
+ *      written side by side into one [rows, 3*units] buffer via ldc).
+ *   2. Rows are counting-sorted by length, descending and stable, and the
+ *      state lives in the workspace in that order.  At step t the rows still
+ *      running are then a contiguous prefix [0, nact), nact shrinks as rows
+ *      finish, and the per-step recurrent GEMM runs only on that prefix:
+ *      total work follows sum(lengths), not batch * max(lengths).
+ *   3. Per step: one recurrent GEMM gates[nact, G*units] = h[nact,:] * W_h
+ *      (fr_recurrent_gemm_<sfx>, the single function a SIMD micro-kernel will
+ *      replace), then one fused pointwise pass per active row that adds the
+ *      xproj row and the bias, applies peepholes, activations and clipping,
+ *      updates the state in place and writes the output row.  A projected
+ *      LSTM adds one GEMM on the prefix (m * P) + clip + output write; a GRU
+ *      needs its second product (r .* h) * Wc_h between two pointwise passes.
+ *   4. Output rows past a row's length are zeroed, the final state is
+ *      scattered back to the caller's row order.
+ * Nothing is allocated: everything lives in the caller's workspace, whose
+ * layout is computed by fr_plan_make() below (one place, shared by
+ * fr_workspace_size and fr_layer_forward so they cannot disagree).
+ *
+ * Workspace layout (every sub-buffer starts on a 64-byte boundary measured
+ * from the first 64-aligned address inside `work`; fr_workspace_size adds 63
+ * bytes of slack so `work` itself needs no particular alignment):
+ *     perm   ptrdiff_t[batch]           sorted position -> caller's row index
+ *     slen   ptrdiff_t[batch]           length of the row at each sorted position
+ *     count  ptrdiff_t[time + 1]        counting-sort buckets (0 bytes if batch == 0)
+ *     xproj  T[batch*time, GX]          X * W_x, rows in the caller's x row order;
+ *                                       GX = units (RNN), 4*units (LSTM),
+ *                                       3*units (GRU: [r|u gates | candidate])
+ *     h      T[batch, proj]             recurrent state, sorted order
+ *     c      T[batch, units]            LSTM cell state, sorted order (LSTM only)
+ *     gates  T[batch, G*units]          per-step h * W_h (G = 1, 4, 2)
+ *     mbuf   T[batch, units]            unprojected LSTM output (projected LSTM only)
+ *     rh     T[batch, units]            GRU r .* h (GRU only)
+ *     cand   T[batch, units]            GRU (r .* h) * Wc_h (GRU only)
+ * T is float or double per layer->dtype.  Absent buffers take 0 bytes.
+ *
+ * Validation is cheap and about memory safety only (shapes are the caller's
+ * job): enums, sizes, the pointers that will be dereferenced, lengths in
+ * [0, time], every BLAS int argument <= INT_MAX, size_t overflow, and the
+ * workspace size.  A pointer to an empty array (e.g. x when batch*time == 0)
+ * may be NULL.  No global mutable state: calls are thread-safe.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fastrnn.h"
+#include "fr_internal.h"
+
+/* Byte offsets of the workspace sub-buffers, relative to the aligned base. */
+typedef struct fr_plan {
+    ptrdiff_t G;   /* column blocks of `kernel`: 1 RNN, 4 LSTM, 2 GRU */
+    ptrdiff_t GX;  /* width of an xproj row */
+    int has_proj;  /* LSTM with proj_kernel */
+    size_t off_perm, off_slen, off_count, off_xproj, off_h, off_c, off_gates,
+        off_mbuf, off_rh, off_cand;
+    size_t total;  /* bytes from `work` incl. alignment slack = fr_workspace_size */
+} fr_plan;
+
+/* *r = a * b, 0 on size_t overflow. */
+static int fr_mul(size_t a, size_t b, size_t *r)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return 0;
+    *r = a * b;
+    return 1;
+}
+
+/* Reserve n1*n2*elsize bytes, rounded up to FR_ALIGN, at *cursor. */
+static int fr_take(size_t *cursor, size_t *off, size_t n1, size_t n2, size_t elsize)
+{
+    size_t n, bytes;
+    if (!fr_mul(n1, n2, &n) || !fr_mul(n, elsize, &bytes))
+        return 0;
+    if (bytes > SIZE_MAX - (FR_ALIGN - 1))
+        return 0;
+    bytes = (bytes + (FR_ALIGN - 1)) / FR_ALIGN * FR_ALIGN;
+    if (*cursor > SIZE_MAX - bytes)
+        return 0;
+    *off = *cursor;
+    *cursor += bytes;
+    return 1;
+}
+
+/* Validate everything that does not need the seq's data pointers or the
+ * contents of `lengths`, and lay out the workspace.  Returns 1 if valid. */
+static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
+{
+    size_t es, cur = 0;
+    ptrdiff_t B, T, U, P, D;
+    size_t u_lstm, u_gru, u_proj;
+
+    if (!L || !S)
+        return 0;
+    if (L->dtype != FR_FLOAT32 && L->dtype != FR_FLOAT64)
+        return 0;
+    if (L->cell != FR_CELL_RNN && L->cell != FR_CELL_LSTM && L->cell != FR_CELL_GRU)
+        return 0;
+    if (L->activation < FR_ACT_TANH || L->activation > FR_ACT_LINEAR)
+        return 0;
+    B = S->batch;
+    T = S->time;
+    U = L->units;
+    P = L->proj;
+    D = L->depth;
+    if (B < 0 || T < 0 || U < 1 || P < 1 || D < 1)
+        return 0;
+
+    /* weights the kernel always reads */
+    if (!L->kernel || !L->bias)
+        return 0;
+    pl->has_proj = (L->cell == FR_CELL_LSTM && L->proj_kernel != NULL);
+    if (!pl->has_proj && P != U)
+        return 0;
+    if (L->cell == FR_CELL_LSTM) {
+        int npeep = (L->w_i_diag != NULL) + (L->w_f_diag != NULL) + (L->w_o_diag != NULL);
+        if (npeep != 0 && npeep != 3)
+            return 0;
+    }
+    if (L->cell == FR_CELL_GRU && (!L->cand_kernel || !L->cand_bias))
+        return 0;
+
+    pl->G = L->cell == FR_CELL_LSTM ? 4 : L->cell == FR_CELL_GRU ? 2 : 1;
+    /* Every int handed to a GEMM: M in {batch*time, <= batch}; N, K, ld* in
+     * {depth, units, proj, G*units, GX}; GX = 3*units for GRU, else G*units. */
+    if (U > INT_MAX / 4 || D > INT_MAX || P > INT_MAX || B > INT_MAX || T > INT_MAX)
+        return 0;
+    if (T > 0 && B > INT_MAX / T)
+        return 0;
+    pl->GX = L->cell == FR_CELL_GRU ? 3 * U : pl->G * U;
+
+    es = L->dtype == FR_FLOAT32 ? sizeof(float) : sizeof(double);
+    u_lstm = L->cell == FR_CELL_LSTM ? (size_t)U : 0;
+    u_gru = L->cell == FR_CELL_GRU ? (size_t)U : 0;
+    u_proj = pl->has_proj ? (size_t)U : 0;
+    if (!fr_take(&cur, &pl->off_perm, (size_t)B, 1, sizeof(ptrdiff_t)) ||
+        !fr_take(&cur, &pl->off_slen, (size_t)B, 1, sizeof(ptrdiff_t)) ||
+        !fr_take(&cur, &pl->off_count, B > 0 ? (size_t)T + 1 : 0, 1, sizeof(ptrdiff_t)) ||
+        !fr_take(&cur, &pl->off_xproj, (size_t)B * (size_t)T, (size_t)pl->GX, es) ||
+        !fr_take(&cur, &pl->off_h, (size_t)B, (size_t)P, es) ||
+        !fr_take(&cur, &pl->off_c, (size_t)B, u_lstm, es) ||
+        !fr_take(&cur, &pl->off_gates, (size_t)B, (size_t)(pl->G * U), es) ||
+        !fr_take(&cur, &pl->off_mbuf, (size_t)B, u_proj, es) ||
+        !fr_take(&cur, &pl->off_rh, (size_t)B, u_gru, es) ||
+        !fr_take(&cur, &pl->off_cand, (size_t)B, u_gru, es))
+        return 0;
+    /* slack to align `work` up to FR_ALIGN; offsets must also fit ptrdiff_t */
+    if (cur > (size_t)PTRDIFF_MAX - (FR_ALIGN - 1))
+        return 0;
+    pl->total = cur + (FR_ALIGN - 1);
+    return 1;
+}
+
+/* ---- the kernel body, once per dtype ---- */
+
+#define FR_T float
+#define FR_SFX f32
+#define FR_EXP expf
+#define FR_TANH tanhf
+#define FR_FABS fabsf
+#include "fr_kernels_impl.h"
+#undef FR_T
+#undef FR_SFX
+#undef FR_EXP
+#undef FR_TANH
+#undef FR_FABS
+
+#define FR_T double
+#define FR_SFX f64
+#define FR_EXP exp
+#define FR_TANH tanh
+#define FR_FABS fabs
+#include "fr_kernels_impl.h"
+#undef FR_T
+#undef FR_SFX
+#undef FR_EXP
+#undef FR_TANH
+#undef FR_FABS
+
+/* ---- public API ---- */
+
+size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq)
+{
+    fr_plan pl;
+    if (!fr_plan_make(layer, seq, &pl))
+        return 0;
+    return pl.total;
+}
+
+int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
+                     void *work, size_t work_size, const fr_blas *blas)
+{
+    fr_plan pl;
+    ptrdiff_t B, T, b;
+    size_t mis;
+    char *base;
+
+    if (!fr_plan_make(layer, seq, &pl))
+        return FR_ERR_ARG;
+    B = seq->batch;
+    T = seq->time;
+
+    /* pointers that will be dereferenced (empty arrays may be NULL) */
+    if (B > 0 && T > 0 && (!seq->x || !seq->out))
+        return FR_ERR_ARG;
+    if (B > 0 && (!seq->h0 || !seq->h_final))
+        return FR_ERR_ARG;
+    if (layer->cell == FR_CELL_LSTM) {
+        if (B > 0 && (!seq->c0 || !seq->c_final))
+            return FR_ERR_ARG;
+    } else if (seq->c0 || seq->c_final) {
+        return FR_ERR_ARG;
+    }
+    if (seq->lengths) {
+        for (b = 0; b < B; ++b)
+            if (seq->lengths[b] < 0 || seq->lengths[b] > (int64_t)T)
+                return FR_ERR_ARG;
+    }
+
+    if (!work || work_size < pl.total)
+        return FR_ERR_WORKSPACE;
+    mis = (size_t)((uintptr_t)work % FR_ALIGN);
+    base = (char *)work + (mis ? FR_ALIGN - mis : 0);
+
+    if (layer->dtype == FR_FLOAT32)
+        fr_forward_f32(layer, seq, base, &pl, blas);
+    else
+        fr_forward_f64(layer, seq, base, &pl, blas);
+    return FR_OK;
+}
+
+const char *fr_strerror(int status)
+{
+    switch (status) {
+    case FR_OK:
+        return "success";
+    case FR_ERR_ARG:
+        return "invalid argument: a size, pointer, enum or length is out of range";
+    case FR_ERR_WORKSPACE:
+        return "workspace is NULL or smaller than fr_workspace_size()";
+    default:
+        return "unknown fastrnn status";
+    }
+}
