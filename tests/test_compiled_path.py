@@ -1,0 +1,115 @@
+"""The compiled kernels are what the public API runs for built-in cells."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import fastrnn
+import fastrnn.reference as ref
+from fastrnn import _compiled, _kernels
+
+from cases import CONFIGS, make_pair
+from conftest import assert_close
+
+
+def test_tests_run_against_the_installed_package():
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert not os.path.abspath(fastrnn.__file__).startswith(os.path.join(here, "src")), fastrnn.__file__
+    assert _compiled._kernels is _kernels
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    calls = []
+    real = _kernels.layer_forward
+
+    def spy(*args, **kwargs):
+        calls.append(args[0]["cell"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_kernels, "layer_forward", spy)
+    return calls
+
+
+def test_builtin_cells_reach_the_kernel(kernel_calls, rng):
+    x = rng.standard_normal((2, 3, 4))
+    for cell, kinds in [(fastrnn.BasicRNNCell(3), [0]), (fastrnn.GRUCell(3), [2]),
+                        (fastrnn.BasicLSTMCell(3), [1]), (fastrnn.LSTMCell(3, num_proj=2), [1]),
+                        (fastrnn.MultiRNNCell([fastrnn.GRUCell(3), fastrnn.BasicLSTMCell(2)]), [2, 1])]:
+        kernel_calls.clear()
+        fastrnn.dynamic_rnn(cell, x)
+        assert kernel_calls == kinds, type(cell).__name__
+    kernel_calls.clear()
+    cell = fastrnn.GRUCell(3)
+    cell(x[:, 0], cell.zero_state(2, np.float64))
+    assert kernel_calls == [2]
+    kernel_calls.clear()
+    fastrnn.bidirectional_dynamic_rnn(fastrnn.GRUCell(2), fastrnn.BasicRNNCell(2), x)
+    assert kernel_calls == [2, 0]
+
+
+def test_other_cells_take_the_generic_loop(kernel_calls, rng):
+    x = rng.standard_normal((2, 3, 4))
+    cell = fastrnn.BasicRNNCell(3, activation=lambda v: np.sin(v))
+    out, _ = fastrnn.dynamic_rnn(cell, x)
+    assert kernel_calls == []
+    twin = ref.BasicRNNCell(3, activation=np.sin)
+    twin.set_weights(cell.weights)
+    assert_close(out, ref.dynamic_rnn(twin, x)[0], np.float64, "callable activation")
+    # the reference never touches the kernels, even with public cells inside its loop
+    ref.dynamic_rnn(ref.GRUCell(3), x)
+    assert kernel_calls == []
+
+
+def test_kernel_rejects_what_memory_safety_depends_on():
+    cell = fastrnn.BasicRNNCell(3)
+    cell.build(4, np.float64)
+    (spec_cell, spec), = _compiled.layer_specs(cell)
+    x = np.zeros((2, 5, 4))
+    h0 = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="x: expected 48 elements, got 40"):
+        _kernels.layer_forward(spec, x, None, h0, None, False, False, 2, 6)
+    with pytest.raises(TypeError, match="x: expected float64"):
+        _kernels.layer_forward(spec, x.astype(np.float32), None, h0, None, False, False, 2, 5)
+    with pytest.raises(ValueError, match="contiguous"):
+        _kernels.layer_forward(spec, np.asfortranarray(x), None, h0, None, False, False, 2, 5)
+    with pytest.raises(ValueError, match="rejected its arguments"):
+        _kernels.layer_forward(spec, x, np.array([9, 1]), h0, None, False, False, 2, 5)
+
+
+DRIVERS = ["dynamic", "time_major", "static", "bidirectional", "static_bidirectional", "step"]
+
+
+def _call(module, driver, cell, bw, x, lengths):
+    if driver == "dynamic":
+        return module.dynamic_rnn(cell, x, lengths)
+    if driver == "time_major":
+        return module.dynamic_rnn(cell, x.transpose(1, 0, 2), lengths, time_major=True)
+    if driver == "static":
+        return module.static_rnn(cell, list(x.transpose(1, 0, 2)), sequence_length=lengths)
+    if driver == "bidirectional":
+        return module.bidirectional_dynamic_rnn(cell, bw, x, lengths)
+    if driver == "static_bidirectional":
+        return module.static_bidirectional_rnn(cell, bw, list(x.transpose(1, 0, 2)), sequence_length=lengths)
+    return cell(x[:, 0], cell.zero_state(x.shape[0], x.dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_threads(dtype, rng):
+    """Every driver from 4 threads at once, different inputs each, equal to single-threaded runs."""
+    cell, _ = make_pair(CONFIGS["multi"], 5, dtype, rng)
+    bw, _ = make_pair(CONFIGS["lstm_proj_clip_all"], 5, dtype, rng, seed=4)
+    jobs = []
+    for i in range(48):
+        batch = 1 + i % 9
+        x = rng.standard_normal((batch, 12 + i % 5, 5)).astype(dtype)
+        lengths = rng.integers(0, x.shape[1] + 1, batch)
+        jobs.append((DRIVERS[i % len(DRIVERS)], x, lengths))
+    expected = [_call(fastrnn, d, cell, bw, x, lens) for d, x, lens in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda job: _call(fastrnn, job[0], cell, bw, job[1], job[2]), jobs * 3))
+    for i, g in enumerate(got):
+        assert_close(g, expected[i % len(jobs)], dtype, f"job {i % len(jobs)} ({jobs[i % len(jobs)][0]})")

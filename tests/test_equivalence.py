@@ -1,0 +1,115 @@
+"""The compiled API against fastrnn.reference: every cell option x driver x dtype x
+size x lengths x memory layout.  Random, non-trivial weights (biases and peepholes
+included) and random initial states, so every index matters."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import fastrnn
+import fastrnn.reference as ref
+from fastrnn import _kernels
+
+from cases import CONFIGS, layout, lengths_for, make_pair, random_state, with_units
+from conftest import assert_close
+
+SIZES = [  # (batch, time, depth, units): odd sizes 1, 3, 7, 33, 130 on every axis
+    (1, 1, 1, 1), (3, 5, 7, 3), (7, 4, 3, 7), (33, 3, 5, 33), (130, 2, 9, 5), (5, 17, 130, 4), (4, 3, 6, 130),
+]
+LENGTHS = ["none", "ragged", "zeros", "full"]
+LAYOUTS = ["C", "F", "strided", "readonly"]
+DTYPES = [np.float32, np.float64]
+
+
+def _grid():
+    """Each config meets every size, lengths kind, layout and dtype (cycled, not a full product)."""
+    cycle = itertools.cycle(itertools.product(LENGTHS, LAYOUTS))
+    for name in sorted(CONFIGS):
+        for i, size in enumerate(SIZES):
+            lens, lay = next(cycle)
+            yield pytest.param(name, size, lens, lay, DTYPES[i % 2], id=f"{name}-{'x'.join(map(str, size))}-"
+                                                                          f"{lens}-{lay}-{np.dtype(DTYPES[i % 2])}")
+
+
+@pytest.mark.parametrize("name,size,lens,lay,dtype", list(_grid()))
+@pytest.mark.parametrize("time_major", [False, True], ids=["batch_major", "time_major"])
+def test_dynamic_rnn(name, size, lens, lay, dtype, time_major, rng):
+    batch, time, depth, units = size
+    cell, ref_cell = make_pair(with_units(CONFIGS[name], units), depth, dtype, rng)
+    x = rng.standard_normal((time, batch, depth) if time_major else (batch, time, depth)).astype(dtype)
+    x_in = layout(x, lay, rng)
+    lengths = lengths_for(lens, batch, time, rng)
+    init = random_state(cell, batch, dtype, rng) if lens != "none" else None
+    before = (x_in.copy(), None if lengths is None else lengths.copy())
+    out, state = fastrnn.dynamic_rnn(cell, x_in, sequence_length=lengths, initial_state=init,
+                                     time_major=time_major)
+    exp_out, exp_state = ref.dynamic_rnn(ref_cell, x, sequence_length=lengths, initial_state=init,
+                                         time_major=time_major)
+    assert out.shape == exp_out.shape and out.flags.c_contiguous
+    assert_close(out, exp_out, dtype, "outputs")
+    assert_close(state, exp_state, dtype, "state")
+    np.testing.assert_array_equal(x_in, before[0])  # the caller's arrays are untouched
+    if lengths is not None:
+        np.testing.assert_array_equal(lengths, before[1])
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_bidirectional_dynamic_rnn(name, dtype, rng):
+    batch, time, depth = 6, 7, 4
+    fw, ref_fw = make_pair(CONFIGS[name], depth, dtype, rng, seed=1)
+    bw, ref_bw = make_pair(CONFIGS["lstm_proj_clip_all" if name != "lstm_proj_clip_all" else "gru_tanh"],
+                           depth, dtype, rng, seed=2)
+    x = rng.standard_normal((batch, time, depth)).astype(dtype)
+    for lengths in (None, np.array([7, 3, 0, 1, 7, 5])):
+        init_bw = random_state(bw, batch, dtype, rng)
+        got = fastrnn.bidirectional_dynamic_rnn(fw, bw, x, lengths, initial_state_bw=init_bw)
+        exp = ref.bidirectional_dynamic_rnn(ref_fw, ref_bw, x, lengths, initial_state_bw=init_bw)
+        assert_close(got, exp, dtype, f"bidirectional lengths={lengths}")
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_static_drivers(name, dtype, rng):
+    batch, time, depth = 5, 4, 3
+    cell, ref_cell = make_pair(CONFIGS[name], depth, dtype, rng)
+    bw, ref_bw = make_pair(CONFIGS["basic_lstm"], depth, dtype, rng, seed=3)
+    xs = [rng.standard_normal((batch, depth)).astype(dtype) for _ in range(time)]
+    lengths = [4, 0, 2, 4, 1]
+    init = random_state(cell, batch, dtype, rng)
+    got = fastrnn.static_rnn(cell, xs, initial_state=init, sequence_length=lengths)
+    exp = ref.static_rnn(ref_cell, xs, initial_state=init, sequence_length=lengths)
+    assert isinstance(got[0], list) and len(got[0]) == time
+    assert_close(got, exp, dtype, "static_rnn")
+    got = fastrnn.static_bidirectional_rnn(cell, bw, xs, sequence_length=lengths)
+    exp = ref.static_bidirectional_rnn(ref_cell, ref_bw, xs, sequence_length=lengths)
+    assert_close(got, exp, dtype, "static_bidirectional_rnn")
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_one_step_call(name, dtype, rng):
+    cell, ref_cell = make_pair(CONFIGS[name], 6, dtype, rng)
+    x = layout(rng.standard_normal((7, 6)).astype(dtype), "F", rng)
+    state = random_state(cell, 7, dtype, rng)
+    assert_close(cell(x, state), ref_cell(x, state), dtype, "cell call")
+
+
+@pytest.fixture
+def portable_gemm():
+    _kernels.set_gemm("portable")
+    yield
+    _kernels.set_gemm("blas")
+
+
+@pytest.mark.parametrize("name", ["lstm_proj_clip_all", "gru_tanh", "rnn_relu", "multi"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_portable_gemm_path(name, dtype, rng, portable_gemm):
+    """The kernels' own C GEMM (used when no BLAS table is given) gives the same answers."""
+    assert _kernels.get_gemm() == "portable"
+    cell, ref_cell = make_pair(with_units(CONFIGS[name], 9), 5, dtype, rng)
+    x = rng.standard_normal((6, 8, 5)).astype(dtype)
+    lengths = np.array([8, 3, 0, 8, 1, 5])
+    assert_close(fastrnn.dynamic_rnn(cell, x, lengths), ref.dynamic_rnn(ref_cell, x, lengths), dtype, name)
