@@ -1,0 +1,74 @@
+"""Summarise a pytest-benchmark JSON: per case, fastrnn's speedup over the fastest peer and its
+share of the FLOP limit (the case's flops at the machine's sgemm/dgemm rate, measured here).
+
+    python bench/report.py bench/results.json [--markdown]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from cases import CASES
+
+PEERS = ("torch", "torch_packed", "onnxruntime")
+
+
+def gemm_rate(dtype: str, n: int = 2048, repeat: int = 5) -> float:
+    """GFLOP/s of SciPy's BLAS on a large square product (2 threads, as the benchmarks)."""
+    from scipy.linalg import blas
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.standard_normal((n, n)).astype(dtype))
+    gemm = blas.sgemm if dtype == "float32" else blas.dgemm
+    gemm(1.0, a, a)
+    best = min(_timed(lambda: gemm(1.0, a, a)) for _ in range(repeat))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("json")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    with open(args.json) as f:
+        data = json.load(f)
+    med = defaultdict(dict)
+    for b in data["benchmarks"]:
+        med[b["extra_info"]["case"]][b["extra_info"]["impl"]] = b["stats"]["median"]
+    rates = {d: gemm_rate(d) for d in ("float32", "float64")}
+    print(f"machine GEMM rate (SciPy BLAS, 2048^3): sgemm {rates['float32']:.0f} GFLOP/s, "
+          f"dgemm {rates['float64']:.0f} GFLOP/s\n")
+    head = ["case", "fastrnn ms", "best peer", "peer ms", "speedup", "reference ms", "% of FLOP limit"]
+    rows = []
+    for name, case in CASES.items():
+        m = med.get(name, {})
+        if "fastrnn" not in m:
+            continue
+        peers = {p: m[p] for p in PEERS if p in m}
+        best = min(peers, key=peers.get) if peers else None
+        fast = m["fastrnn"]
+        limit = case.flops() / (rates[case.dtype] * 1e9)
+        rows.append([name, f"{fast * 1e3:.3f}", best or "-", f"{peers[best] * 1e3:.3f}" if best else "-",
+                     f"{peers[best] / fast:.2f}x" if best else "-",
+                     f"{m['reference'] * 1e3:.1f}" if "reference" in m else "-", f"{100 * limit / fast:.0f}%"])
+    if args.markdown:
+        print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    else:
+        widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+        for r in [head] + rows:
+            print("  ".join(str(x).rjust(w) for x, w in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    main()
