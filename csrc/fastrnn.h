@@ -119,6 +119,16 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
 /* A static, human-readable message for a status code. */
 const char *fr_strerror(int status);
 
+/* The instruction set the kernels run with: "avx512", "avx2" or "generic" --
+ * the best this CPU and build support, or the one named by the environment
+ * variable FASTRNN_ISA (falling back to "generic" when it is not available). */
+const char *fr_isa_name(void);
+
+/* Apply `activation` (an fr_activation, or -1 for the gates' logistic sigmoid)
+ * in place to n values of `dtype`, exactly as the kernels do.  For tests of the
+ * activations' accuracy.  Returns an fr_status. */
+int fr_apply_activation(int activation, int dtype, void *x, ptrdiff_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -31,6 +31,7 @@
 #define FR_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "fastrnn.h"
 
 #define FR_CAT_(a, b) a##_##b
@@ -63,5 +64,35 @@ void fr_recurrent_gemm_f32(const fr_blas *blas, int rows, int n, int k,
 void fr_recurrent_gemm_f64(const fr_blas *blas, int rows, int n, int k,
                            const double *h, int ldh, const double *w, int ldw,
                            double *out, int ldo);
+
+/* Byte offsets of the workspace sub-buffers, relative to the aligned base. */
+typedef struct fr_plan {
+    ptrdiff_t G;   /* column blocks of `kernel`: 1 RNN, 4 LSTM, 2 GRU */
+    ptrdiff_t GX;  /* width of an xproj row */
+    int has_proj;  /* LSTM with proj_kernel */
+    size_t off_perm, off_slen, off_count, off_xproj, off_h, off_c, off_gates,
+        off_mbuf, off_rh, off_cand;
+    size_t total;  /* bytes from `work` incl. alignment slack = fr_workspace_size */
+} fr_plan;
+
+/* ---- the forward body, compiled once per instruction set ----
+ * fr_forward_body.h instantiates fr_kernels_impl.h for float and double in
+ * fr_forward_generic.c (baseline flags), fr_forward_avx2.c (-mavx2 -mfma) and
+ * fr_forward_avx512.c (-mavx512f ...); CMake defines FR_BUILD_AVX2 /
+ * FR_BUILD_AVX512 when the compiler supports those flags. */
+#define FR_FORWARD_DECL(isa)                                                            \
+    void fr_forward_##isa##_f32(const fr_layer *, const fr_seq *, char *, const fr_plan *, \
+                                const fr_blas *);                                       \
+    void fr_forward_##isa##_f64(const fr_layer *, const fr_seq *, char *, const fr_plan *, \
+                                const fr_blas *);                                       \
+    void fr_apply_activation_##isa##_f32(float *, ptrdiff_t, int);                      \
+    void fr_apply_activation_##isa##_f64(double *, ptrdiff_t, int);
+FR_FORWARD_DECL(generic)
+FR_FORWARD_DECL(avx2)
+FR_FORWARD_DECL(avx512)
+
+/* CPU feature checks (x86 only; 0 elsewhere). */
+int fr_cpu_has_avx2(void);
+int fr_cpu_has_avx512(void);
 
 #endif /* FR_INTERNAL_H */

@@ -62,20 +62,12 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fastrnn.h"
 #include "fr_internal.h"
 
-/* Byte offsets of the workspace sub-buffers, relative to the aligned base. */
-typedef struct fr_plan {
-    ptrdiff_t G;   /* column blocks of `kernel`: 1 RNN, 4 LSTM, 2 GRU */
-    ptrdiff_t GX;  /* width of an xproj row */
-    int has_proj;  /* LSTM with proj_kernel */
-    size_t off_perm, off_slen, off_count, off_xproj, off_h, off_c, off_gates,
-        off_mbuf, off_rh, off_cand;
-    size_t total;  /* bytes from `work` incl. alignment slack = fr_workspace_size */
-} fr_plan;
 
 /* *r = a * b, 0 on size_t overflow. */
 static int fr_mul(size_t a, size_t b, size_t *r)
@@ -171,31 +163,66 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
     return 1;
 }
 
-/* ---- the kernel body, once per dtype ---- */
+/* ---- run-time choice of the instruction set ----
+ * The forward body is compiled once per ISA; pick the best the CPU runs, unless
+ * FASTRNN_ISA=generic|avx2|avx512 asks for a specific one (tests force each path
+ * this way; asking for one the CPU or the build lacks falls back to generic). */
 
-#define FR_T float
-#define FR_SFX f32
-#define FR_EXP expf
-#define FR_TANH tanhf
-#define FR_FABS fabsf
-#include "fr_kernels_impl.h"
-#undef FR_T
-#undef FR_SFX
-#undef FR_EXP
-#undef FR_TANH
-#undef FR_FABS
+typedef struct fr_isa_impl {
+    const char *name;
+    void (*forward_f32)(const fr_layer *, const fr_seq *, char *, const fr_plan *, const fr_blas *);
+    void (*forward_f64)(const fr_layer *, const fr_seq *, char *, const fr_plan *, const fr_blas *);
+    void (*act_f32)(float *, ptrdiff_t, int);
+    void (*act_f64)(double *, ptrdiff_t, int);
+} fr_isa_impl;
 
-#define FR_T double
-#define FR_SFX f64
-#define FR_EXP exp
-#define FR_TANH tanh
-#define FR_FABS fabs
-#include "fr_kernels_impl.h"
-#undef FR_T
-#undef FR_SFX
-#undef FR_EXP
-#undef FR_TANH
-#undef FR_FABS
+static const fr_isa_impl fr_isa_generic = {"generic", fr_forward_generic_f32, fr_forward_generic_f64,
+                                           fr_apply_activation_generic_f32,
+                                           fr_apply_activation_generic_f64};
+#ifdef FR_BUILD_AVX2
+static const fr_isa_impl fr_isa_avx2 = {"avx2", fr_forward_avx2_f32, fr_forward_avx2_f64,
+                                        fr_apply_activation_avx2_f32, fr_apply_activation_avx2_f64};
+#endif
+#ifdef FR_BUILD_AVX512
+static const fr_isa_impl fr_isa_avx512 = {"avx512", fr_forward_avx512_f32, fr_forward_avx512_f64,
+                                          fr_apply_activation_avx512_f32,
+                                          fr_apply_activation_avx512_f64};
+#endif
+
+static const fr_isa_impl *fr_isa(void)
+{
+    const char *want = getenv("FASTRNN_ISA");
+    const int any = want == NULL || want[0] == '\0';
+#ifdef FR_BUILD_AVX512
+    if ((any || strcmp(want, "avx512") == 0) && fr_cpu_has_avx512())
+        return &fr_isa_avx512;
+#endif
+#ifdef FR_BUILD_AVX2
+    if ((any || strcmp(want, "avx2") == 0) && fr_cpu_has_avx2())
+        return &fr_isa_avx2;
+#endif
+    (void)any;
+    return &fr_isa_generic;
+}
+
+const char *fr_isa_name(void)
+{
+    return fr_isa()->name;
+}
+
+int fr_apply_activation(int activation, int dtype, void *x, ptrdiff_t n)
+{
+    const fr_isa_impl *isa = fr_isa();
+    if (activation < -1 || activation > FR_ACT_LINEAR || n < 0 || (n > 0 && !x))
+        return FR_ERR_ARG;
+    if (dtype == FR_FLOAT32)
+        isa->act_f32((float *)x, n, activation);
+    else if (dtype == FR_FLOAT64)
+        isa->act_f64((double *)x, n, activation);
+    else
+        return FR_ERR_ARG;
+    return FR_OK;
+}
 
 /* ---- public API ---- */
 
@@ -243,9 +270,9 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
     base = (char *)work + (mis ? FR_ALIGN - mis : 0);
 
     if (layer->dtype == FR_FLOAT32)
-        fr_forward_f32(layer, seq, base, &pl, blas);
+        fr_isa()->forward_f32(layer, seq, base, &pl, blas);
     else
-        fr_forward_f64(layer, seq, base, &pl, blas);
+        fr_isa()->forward_f64(layer, seq, base, &pl, blas);
     return FR_OK;
 }
 

@@ -1,8 +1,10 @@
 /*
- * fr_kernels_impl.h -- template body of the recurrent-layer kernel, included
- * twice by fr_kernels.c (float -> *_f32, double -> *_f64).  No include guard
- * on purpose.  The includer defines FR_T, FR_SFX, FR_EXP, FR_TANH, FR_FABS
- * (the libm functions of the dtype) and the fr_plan type.
+ * fr_kernels_impl.h -- template body of the recurrent-layer kernel.  Included
+ * twice (float -> *_f32, double -> *_f64) by fr_forward_body.h, which is in turn
+ * compiled once per instruction set (fr_forward_generic.c, _avx2.c, _avx512.c)
+ * so that the same source auto-vectorizes for each; fr_kernels.c dispatches at
+ * run time.  No include guard on purpose.  The includer defines FR_T, FR_SFX,
+ * FR_SIGMOID1, FR_TANH1 and FR_ENTRY (name -> name_<isa>_<sfx>).
  *
  * Design note
  * -----------
@@ -18,7 +20,7 @@
  *   GRU : [r|u] = sig(x.Wg_x + h.Wg_h + gates_bias)
  *         cand  = act(x.Wc_x + (r*h).Wc_h + cand_bias)
  *         h'    = u*h + (1-u)*cand, output h'
- * sig(x) uses exp(-|x|), so it never overflows.
+ * sig and tanh: branch-free float32 versions, libm for float64 (fr_mathf.h).
  *
  * Memory layout: all matrices row-major.  kernel = [W_x (depth rows);
  * W_h (proj or units rows)], so W_x = kernel and W_h = kernel + depth*ncols,
@@ -31,34 +33,70 @@
  * len[b]-1-s when reversed, s otherwise.
  */
 
-static FR_T FR_FN(fr_sigmoid)(FR_T x)
+/* ---- row-wise pointwise helpers: straight loops over contiguous rows, no
+ * calls or branches inside, so they vectorize for the ISA of the including
+ * translation unit.  FR_SIGMOID1 / FR_TANH1 are the scalar functions of the
+ * dtype (branch-free fast float32, libm float64: see fr_mathf.h). */
+
+static void FR_FN(fr_vsigmoid)(FR_T *restrict x, ptrdiff_t n)
 {
-    const FR_T e = FR_EXP(-FR_FABS(x)); /* in (0, 1]: no overflow */
-    return x >= (FR_T)0 ? (FR_T)1 / ((FR_T)1 + e) : e / ((FR_T)1 + e);
+    ptrdiff_t j;
+    for (j = 0; j < n; ++j)
+        x[j] = FR_SIGMOID1(x[j]);
 }
 
-static FR_T FR_FN(fr_act)(FR_T x, int act)
+/* the cell's activation, in place */
+static void FR_FN(fr_vact)(FR_T *restrict x, ptrdiff_t n, int act)
 {
+    ptrdiff_t j;
     switch (act) {
     case FR_ACT_TANH:
-        return FR_TANH(x);
+        for (j = 0; j < n; ++j)
+            x[j] = FR_TANH1(x[j]);
+        break;
     case FR_ACT_SIGMOID:
-        return FR_FN(fr_sigmoid)(x);
+        FR_FN(fr_vsigmoid)(x, n);
+        break;
     case FR_ACT_RELU:
-        return x < (FR_T)0 ? (FR_T)0 : x; /* NaN propagates */
+        for (j = 0; j < n; ++j)
+            x[j] = x[j] < (FR_T)0 ? (FR_T)0 : x[j]; /* NaN propagates */
+        break;
     default: /* FR_ACT_LINEAR */
-        return x;
+        break;
     }
 }
 
-/* clip_by_value(x, -lim, lim); NaN propagates */
-static FR_T FR_FN(fr_clip)(FR_T x, FR_T lim)
+/* z += a + b */
+static void FR_FN(fr_vadd2)(FR_T *restrict z, const FR_T *restrict a, const FR_T *restrict b,
+                            ptrdiff_t n)
 {
-    return x < -lim ? -lim : (x > lim ? lim : x);
+    ptrdiff_t j;
+    for (j = 0; j < n; ++j)
+        z[j] += a[j] + b[j];
 }
 
-static void FR_FN(fr_forward)(const fr_layer *L, const fr_seq *S, char *base,
-                              const fr_plan *pl, const fr_blas *blas)
+/* clip_by_value(x, -lim, lim) in place; NaN propagates */
+static void FR_FN(fr_vclip)(FR_T *restrict x, ptrdiff_t n, FR_T lim)
+{
+    ptrdiff_t j;
+    for (j = 0; j < n; ++j) {
+        const FR_T v = x[j] < -lim ? -lim : x[j];
+        x[j] = v > lim ? lim : v;
+    }
+}
+
+/* Entry point for accuracy tests: the activation exactly as the kernels apply it
+ * (act < 0 selects the gates' logistic sigmoid). */
+void FR_ENTRY(fr_apply_activation)(FR_T *x, ptrdiff_t n, int act)
+{
+    if (act < 0)
+        FR_FN(fr_vsigmoid)(x, n);
+    else
+        FR_FN(fr_vact)(x, n, act);
+}
+
+void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, char *base,
+                          const fr_plan *pl, const fr_blas *blas)
 {
     const ptrdiff_t B = S->batch, T = S->time;
     const ptrdiff_t D = L->depth, U = L->units, P = L->proj;
@@ -126,7 +164,10 @@ static void FR_FN(fr_forward)(const fr_layer *L, const fr_seq *S, char *base,
                               xproj + GU, (int)GX);
     }
 
-    /* 4. The recurrence over the shrinking prefix of active rows. */
+    /* 4. The recurrence over the shrinking prefix of active rows.  FR_ROW(p) is
+     *    the x/out row of sorted row p at step t (reversed within its length). */
+#define FR_ROW(p) (time_major ? (reverse ? slen[p] - 1 - t : t) * B + perm[p] \
+                              : perm[p] * T + (reverse ? slen[p] - 1 - t : t))
     nact = B;
     for (t = 0; t < T; ++t) {
         int na;
@@ -142,17 +183,12 @@ static void FR_FN(fr_forward)(const fr_layer *L, const fr_seq *S, char *base,
 
         if (cell == FR_CELL_RNN) {
             for (p = 0; p < nact; ++p) {
-                const ptrdiff_t tin = reverse ? slen[p] - 1 - t : t;
-                const ptrdiff_t row = time_major ? tin * B + perm[p] : perm[p] * T + tin;
-                const FR_T *xp = xproj + row * GX;
-                const FR_T *g = gates + p * GU;
-                FR_T *hr = h + p * P;
-                FR_T *o = out + row * P;
-                for (j = 0; j < U; ++j) {
-                    const FR_T v = FR_FN(fr_act)(xp[j] + g[j] + bias[j], act);
-                    hr[j] = v;
-                    o[j] = v;
-                }
+                const ptrdiff_t row = FR_ROW(p);
+                FR_T *g = gates + p * GU;
+                FR_FN(fr_vadd2)(g, xproj + row * GX, bias, U);
+                FR_FN(fr_vact)(g, U, act);
+                memcpy(h + p * P, g, (size_t)U * sizeof(FR_T));
+                memcpy(out + row * P, g, (size_t)U * sizeof(FR_T));
             }
         } else if (cell == FR_CELL_LSTM) {
             const FR_T fb = (FR_T)L->forget_bias;
@@ -165,37 +201,40 @@ static void FR_FN(fr_forward)(const fr_layer *L, const fr_seq *S, char *base,
             const int peep = wi != NULL;
 
             for (p = 0; p < nact; ++p) {
-                const ptrdiff_t tin = reverse ? slen[p] - 1 - t : t;
-                const ptrdiff_t row = time_major ? tin * B + perm[p] : perm[p] * T + tin;
-                const FR_T *xp = xproj + row * GX;
-                const FR_T *g = gates + p * GU;
-                FR_T *cr = c + p * U;
-                FR_T *mr = has_proj ? mbuf + p * U : h + p * P;
-                FR_T *o = out + row * P;
-                for (j = 0; j < U; ++j) {
-                    const FR_T zi = xp[j] + g[j] + bias[j];
-                    const FR_T zj = xp[U + j] + g[U + j] + bias[U + j];
-                    const FR_T zf = xp[2 * U + j] + g[2 * U + j] + bias[2 * U + j];
-                    const FR_T zo = xp[3 * U + j] + g[3 * U + j] + bias[3 * U + j];
-                    const FR_T cp = cr[j];
-                    FR_T cn, m;
-                    if (peep)
-                        cn = FR_FN(fr_sigmoid)(zf + fb + wf[j] * cp) * cp +
-                             FR_FN(fr_sigmoid)(zi + wi[j] * cp) * FR_FN(fr_act)(zj, act);
-                    else
-                        cn = FR_FN(fr_sigmoid)(zf + fb) * cp +
-                             FR_FN(fr_sigmoid)(zi) * FR_FN(fr_act)(zj, act);
-                    if (has_cclip)
-                        cn = FR_FN(fr_clip)(cn, cclip);
-                    if (peep)
-                        m = FR_FN(fr_sigmoid)(zo + wo[j] * cn) * FR_FN(fr_act)(cn, act);
-                    else
-                        m = FR_FN(fr_sigmoid)(zo) * FR_FN(fr_act)(cn, act);
-                    cr[j] = cn;
-                    mr[j] = m;
-                    if (!has_proj)
-                        o[j] = m;
+                const ptrdiff_t row = FR_ROW(p);
+                FR_T *restrict gi = gates + p * GU; /* gate blocks i | j | f | o */
+                FR_T *restrict gj = gi + U;
+                FR_T *restrict gf = gi + 2 * U;
+                FR_T *restrict go = gi + 3 * U;
+                FR_T *restrict cr = c + p * U;
+                FR_T *restrict mr = has_proj ? mbuf + p * U : h + p * P;
+                FR_FN(fr_vadd2)(gi, xproj + row * GX, bias, GU);
+                if (peep) {
+                    for (j = 0; j < U; ++j) {
+                        gi[j] += wi[j] * cr[j];
+                        gf[j] += wf[j] * cr[j];
+                    }
                 }
+                for (j = 0; j < U; ++j)
+                    gf[j] += fb;
+                FR_FN(fr_vsigmoid)(gi, U);
+                FR_FN(fr_vact)(gj, U, act);
+                FR_FN(fr_vsigmoid)(gf, U);
+                for (j = 0; j < U; ++j)
+                    cr[j] = cr[j] * gf[j] + gi[j] * gj[j];
+                if (has_cclip)
+                    FR_FN(fr_vclip)(cr, U, cclip);
+                if (peep) {
+                    for (j = 0; j < U; ++j)
+                        go[j] += wo[j] * cr[j];
+                }
+                FR_FN(fr_vsigmoid)(go, U);
+                memcpy(gj, cr, (size_t)U * sizeof(FR_T)); /* j is consumed: reuse it for act(c') */
+                FR_FN(fr_vact)(gj, U, act);
+                for (j = 0; j < U; ++j)
+                    mr[j] = go[j] * gj[j];
+                if (!has_proj)
+                    memcpy(out + row * P, mr, (size_t)U * sizeof(FR_T));
             }
 
             if (has_proj) {
@@ -205,34 +244,25 @@ static void FR_FN(fr_forward)(const fr_layer *L, const fr_seq *S, char *base,
                 FR_FN(fr_recurrent_gemm)(blas, na, (int)P, (int)U, mbuf, (int)U,
                                          (const FR_T *)L->proj_kernel, (int)P, h, (int)P);
                 for (p = 0; p < nact; ++p) {
-                    const ptrdiff_t tin = reverse ? slen[p] - 1 - t : t;
-                    const ptrdiff_t row = time_major ? tin * B + perm[p] : perm[p] * T + tin;
                     FR_T *hr = h + p * P;
-                    FR_T *o = out + row * P;
-                    for (j = 0; j < P; ++j) {
-                        const FR_T v = has_pclip ? FR_FN(fr_clip)(hr[j], pclip) : hr[j];
-                        hr[j] = v;
-                        o[j] = v;
-                    }
+                    if (has_pclip)
+                        FR_FN(fr_vclip)(hr, P, pclip);
+                    memcpy(out + FR_ROW(p) * P, hr, (size_t)P * sizeof(FR_T));
                 }
             }
         } else { /* FR_CELL_GRU */
             const FR_T *cb = (const FR_T *)L->cand_bias;
             const FR_T *wc_h = (const FR_T *)L->cand_kernel + D * U;
 
-            /* r, u; rh = r .* h; u kept in the u half of the gates row */
+            /* r, u = sigmoid(...) in place in the gates row; rh = r .* h */
             for (p = 0; p < nact; ++p) {
-                const ptrdiff_t tin = reverse ? slen[p] - 1 - t : t;
-                const ptrdiff_t row = time_major ? tin * B + perm[p] : perm[p] * T + tin;
-                const FR_T *xp = xproj + row * GX;
-                FR_T *g = gates + p * GU;
-                const FR_T *hr = h + p * P;
-                FR_T *rr = rh + p * U;
-                for (j = 0; j < U; ++j) {
-                    const FR_T r = FR_FN(fr_sigmoid)(xp[j] + g[j] + bias[j]);
-                    g[U + j] = FR_FN(fr_sigmoid)(xp[U + j] + g[U + j] + bias[U + j]);
-                    rr[j] = r * hr[j];
-                }
+                FR_T *restrict g = gates + p * GU;
+                const FR_T *restrict hr = h + p * P;
+                FR_T *restrict rr = rh + p * U;
+                FR_FN(fr_vadd2)(g, xproj + FR_ROW(p) * GX, bias, GU);
+                FR_FN(fr_vsigmoid)(g, GU);
+                for (j = 0; j < U; ++j)
+                    rr[j] = g[j] * hr[j];
             }
 
             /* cand[0:nact, U] = rh[0:nact, U] . Wc_h */
@@ -240,22 +270,20 @@ static void FR_FN(fr_forward)(const fr_layer *L, const fr_seq *S, char *base,
                                      cand, (int)U);
 
             for (p = 0; p < nact; ++p) {
-                const ptrdiff_t tin = reverse ? slen[p] - 1 - t : t;
-                const ptrdiff_t row = time_major ? tin * B + perm[p] : perm[p] * T + tin;
-                const FR_T *xc = xproj + row * GX + GU;
-                const FR_T *u = gates + p * GU + U;
-                const FR_T *cr = cand + p * U;
-                FR_T *hr = h + p * P;
-                FR_T *o = out + row * P;
-                for (j = 0; j < U; ++j) {
-                    const FR_T cv = FR_FN(fr_act)(xc[j] + cr[j] + cb[j], act);
-                    const FR_T v = u[j] * hr[j] + ((FR_T)1 - u[j]) * cv;
-                    hr[j] = v;
-                    o[j] = v;
-                }
+                const ptrdiff_t row = FR_ROW(p);
+                const FR_T *restrict u = gates + p * GU + U;
+                FR_T *restrict cr = cand + p * U;
+                FR_T *restrict hr = h + p * P;
+                FR_FN(fr_vadd2)(cr, xproj + row * GX + GU, cb, U);
+                FR_FN(fr_vact)(cr, U, act);
+                for (j = 0; j < U; ++j)
+                    hr[j] = u[j] * hr[j] + ((FR_T)1 - u[j]) * cr[j];
+                memcpy(out + row * P, hr, (size_t)U * sizeof(FR_T));
             }
         }
     }
+
+#undef FR_ROW
 
     /* 5. Zero output rows past each row's length (TF: reverse_sequence leaves
      *    positions >= len in place, and those outputs are zero). */

@@ -113,3 +113,17 @@ def test_portable_gemm_path(name, dtype, rng, portable_gemm):
     x = rng.standard_normal((6, 8, 5)).astype(dtype)
     lengths = np.array([8, 3, 0, 8, 1, 5])
     assert_close(fastrnn.dynamic_rnn(cell, x, lengths), ref.dynamic_rnn(ref_cell, x, lengths), dtype, name)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_every_instruction_set(name, dtype, isa, rng):
+    """Each dispatch path (generic, AVX2, AVX-512: whatever this CPU runs) against the reference,
+    with sizes that leave SIMD remainders (units 1, 13, 37)."""
+    for units, lengths in ((1, None), (13, np.array([9, 0, 4, 9, 2])), (37, np.array([3, 9, 9, 1, 0]))):
+        cell, ref_cell = make_pair(with_units(CONFIGS[name], units), 6, dtype, rng)
+        x = rng.standard_normal((5, 9, 6)).astype(dtype)
+        init = random_state(cell, 5, dtype, rng)
+        got = fastrnn.bidirectional_dynamic_rnn(cell, cell, x, lengths, init, init)
+        exp = ref.bidirectional_dynamic_rnn(ref_cell, ref_cell, x, lengths, init, init)
+        assert_close(got, exp, dtype, f"{isa} units={units}")

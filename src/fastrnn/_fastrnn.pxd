@@ -63,3 +63,5 @@ cdef extern from "fastrnn.h" nogil:
     int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, void *work, size_t work_size,
                          const fr_blas *blas) noexcept
     const char *fr_strerror(int status) noexcept
+    const char *fr_isa_name() noexcept
+    int fr_apply_activation(int activation, int dtype, void *x, Py_ssize_t n) noexcept

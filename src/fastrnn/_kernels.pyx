@@ -60,6 +60,23 @@ def get_gemm():
     return "portable" if _blas == &_portable_blas else "blas"
 
 
+def isa():
+    """The instruction set the kernels run with now ("avx512", "avx2" or "generic").
+
+    The best the CPU supports, unless the environment variable FASTRNN_ISA names one.
+    """
+    return c.fr_isa_name().decode()
+
+
+def apply_activation(int activation, x):
+    """Apply kernel activation ``activation`` (-1: the gates' sigmoid) in place to the
+    contiguous float32/float64 array ``x``, exactly as the kernels do (for accuracy tests)."""
+    cdef int dtype = c.FR_FLOAT64 if x.dtype == np.float64 else c.FR_FLOAT32
+    cdef _Buffers bufs = _Buffers(dtype)
+    cdef void *data = bufs.get(x, x.size, True, "x")
+    _check(c.fr_apply_activation(activation, dtype, data, x.size))
+
+
 cdef class _Buffers:
     """Buffers acquired for one kernel call; all released when it goes away."""
     cdef Py_buffer views[MAX_BUFFERS]

@@ -1,0 +1,35 @@
+/*
+ * fr_forward_body.h -- the forward kernels of one instruction set: included by
+ * exactly one of fr_forward_generic.c / _avx2.c / _avx512.c, which defines
+ * FR_ISA (generic | avx2 | avx512) and is compiled with that ISA's flags.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "fastrnn.h"
+#include "fr_internal.h"
+#include "fr_mathf.h"
+
+#define FR_ENTRY(name) FR_CAT(FR_CAT(name, FR_ISA), FR_SFX)
+
+#define FR_T float
+#define FR_SFX f32
+#define FR_SIGMOID1 fr_sigmoidf_fast
+#define FR_TANH1 fr_tanhf_fast
+#include "fr_kernels_impl.h"
+#undef FR_T
+#undef FR_SFX
+#undef FR_SIGMOID1
+#undef FR_TANH1
+
+#define FR_T double
+#define FR_SFX f64
+#define FR_SIGMOID1 fr_sigmoid_f64
+#define FR_TANH1 tanh
+#include "fr_kernels_impl.h"
+#undef FR_T
+#undef FR_SFX
+#undef FR_SIGMOID1
+#undef FR_TANH1

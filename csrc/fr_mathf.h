@@ -1,0 +1,91 @@
+/*
+ * fr_mathf.h -- branch-free float32 exp / sigmoid / tanh for the kernels.
+ *
+ * Why: the fused gate pass evaluates 3-4 transcendental functions per unit and
+ * step; scalar libm calls (expf, tanhf) would dominate a small-batch LSTM.
+ * These are written without branches or calls (selects, integer bit tricks) so
+ * that loops over them auto-vectorize for whatever ISA the including file is
+ * compiled for.  float64 keeps libm (exp, tanh) for full accuracy.
+ *
+ * Accuracy (tests/test_activations.py checks a dense grid against float64):
+ *   expf   Cephes' range reduction exp(x) = 2^n exp(r), |r| <= ln2/2, degree-6
+ *          polynomial: <= 2 ulp on [-86.5, 88]; clamped outside that range
+ *          (absolute error < 3e-38 below it; saturates at exp(88) above).
+ *   sigmoid 1 / (1 + exp(-x)): relative error < 3e-7.
+ *   tanh   |x| < 0.625: Cephes' odd polynomial; else 1 - 2/(exp(2|x|) + 1) with
+ *          the sign of x: relative error < 3e-7.
+ * NaN propagates through all three; +-inf give the limits (sigmoid(-inf) within
+ * 1e-38 of 0: the clamped exp).
+ */
+#ifndef FR_MATHF_H
+#define FR_MATHF_H
+
+#include <math.h>
+#include <stdint.h>
+
+static inline uint32_t fr_f32_bits(float f)
+{
+    union { float f; uint32_t u; } v;
+    v.f = f;
+    return v.u;
+}
+
+static inline float fr_bits_f32(uint32_t u)
+{
+    union { float f; uint32_t u; } v;
+    v.u = u;
+    return v.f;
+}
+
+static inline float fr_expf_fast(float x)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23: x + magic rounds x to an integer */
+    float xc, t, n, r, y;
+    uint32_t ni;
+    xc = x < -86.5f ? -86.5f : x; /* keeps 2^n normal ... */
+    xc = xc > 88.0f ? 88.0f : xc; /* ... and finite; NaN passes both */
+    t = xc * 1.44269504088896341f + magic;
+    n = t - magic;
+    ni = fr_f32_bits(t) - 0x4B400000u; /* n as a two's-complement integer */
+    r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * (r * r) + r + 1.0f;
+    y = fr_bits_f32(fr_f32_bits(y) + (ni << 23)); /* y * 2^n */
+    return x != x ? x : y;
+}
+
+static inline float fr_sigmoidf_fast(float x)
+{
+    return 1.0f / (1.0f + fr_expf_fast(-x));
+}
+
+static inline float fr_tanhf_fast(float x)
+{
+    const float ax = fabsf(x);
+    const float z = x * x;
+    float p, q;
+    p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    p = p * z * x + x;
+    q = 1.0f - 2.0f / (fr_expf_fast(2.0f * ax) + 1.0f);
+    q = x < 0.0f ? -q : q;
+    return ax < 0.625f ? p : q;
+}
+
+/* float64: libm, with sigmoid written so that exp never overflows. */
+static inline double fr_sigmoid_f64(double x)
+{
+    const double e = exp(-fabs(x));
+    return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+
+#endif /* FR_MATHF_H */
