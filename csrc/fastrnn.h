@@ -58,10 +58,18 @@ typedef void (*fr_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
                             double *alpha, double *a, int *lda, double *b, int *ldb,
                             double *beta, double *c, int *ldc);
 
-/* The BLAS table.  A NULL entry (or a NULL table) selects the portable C GEMM. */
+typedef enum {
+    FR_PRODUCTS_PACKED = 0, /* fastrnn's packed SIMD GEMM for every product (the default) */
+    FR_PRODUCTS_TABLE = 1   /* the BLAS table below (a NULL entry: the portable C GEMM) */
+} fr_products;
+
+/* How the layer's matrix products are computed.  A NULL table means
+ * FR_PRODUCTS_PACKED.  In FR_PRODUCTS_TABLE mode a NULL entry selects the
+ * portable C GEMM (used by the C tests and as a cross-check). */
 typedef struct fr_blas {
     fr_sgemm_fn sgemm;
     fr_dgemm_fn dgemm;
+    int products; /* fr_products */
 } fr_blas;
 
 typedef struct fr_layer {
@@ -123,6 +131,13 @@ const char *fr_strerror(int status);
  * the best this CPU and build support, or the one named by the environment
  * variable FASTRNN_ISA (falling back to "generic" when it is not available). */
 const char *fr_isa_name(void);
+
+/* Threads a kernel call may use: n >= 1 sets it, n == 0 restores the default
+ * (the environment variable FASTRNN_NUM_THREADS, else the online CPUs).  The
+ * threads are a persistent pool shared by all calls; a call that finds the pool
+ * busy with another thread's call runs on its caller's thread alone. */
+void fr_set_num_threads(int n);
+int fr_get_num_threads(void);
 
 /* Apply `activation` (an fr_activation, or -1 for the gates' logistic sigmoid)
  * in place to n values of `dtype`, exactly as the kernels do.  For tests of the

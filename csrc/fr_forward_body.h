@@ -1,7 +1,8 @@
 /*
  * fr_forward_body.h -- the forward kernels of one instruction set: included by
  * exactly one of fr_forward_generic.c / _avx2.c / _avx512.c, which defines
- * FR_ISA (generic | avx2 | avx512) and is compiled with that ISA's flags.
+ * FR_ISA (generic | avx2 | avx512), FR_VBYTES (SIMD register bytes) and FR_MR
+ * (rows of the GEMM register tile), and is compiled with that ISA's flags.
  */
 #include <math.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #define FR_SFX f32
 #define FR_SIGMOID1 fr_sigmoidf_fast
 #define FR_TANH1 fr_tanhf_fast
+#include "fr_pgemm_impl.h"
 #include "fr_kernels_impl.h"
 #undef FR_T
 #undef FR_SFX
@@ -28,6 +30,7 @@
 #define FR_SFX f64
 #define FR_SIGMOID1 fr_sigmoid_f64
 #define FR_TANH1 tanh
+#include "fr_pgemm_impl.h"
 #include "fr_kernels_impl.h"
 #undef FR_T
 #undef FR_SFX

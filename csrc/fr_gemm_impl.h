@@ -98,9 +98,3 @@ void FR_FN(fr_gemm_rm)(const fr_blas *blas, int M, int N, int K, FR_T alpha,
     }
 }
 
-void FR_FN(fr_recurrent_gemm)(const fr_blas *blas, int rows, int n, int k,
-                              const FR_T *h, int ldh, const FR_T *w, int ldw,
-                              FR_T *out, int ldo)
-{
-    FR_FN(fr_gemm_rm)(blas, rows, n, k, (FR_T)1, h, ldh, w, ldw, (FR_T)0, out, ldo);
-}

@@ -19,12 +19,10 @@
  *                            when the table/entry is NULL), by operand swap:
  *                            row-major C = A*B is column-major C^T = B^T*A^T,
  *                            i.e. gemm('N','N', N, M, K, B, ldb, A, lda, C, ldc).
- *   fr_recurrent_gemm_<sfx>  THE per-time-step product out[rows,n] = h[rows,k]*W[k,n]
- *                            (row-major, overwrites out).  Every per-step product
- *                            of the recurrence goes through it (h*W_h for all cells,
- *                            (r*h)*Wc_h for GRU, m*P for a projected LSTM), so that
- *                            a packed SIMD micro-kernel can later replace this one
- *                            function.  Today it just calls fr_gemm_rm_<sfx>.
+ *   fr_pgemm (fr_pgemm_impl.h, per ISA)  fastrnn's packed SIMD GEMM: B packed
+ *                            once per layer call, register-tiled micro-kernel.
+ * Every product of a layer goes through fr_product in fr_kernels_impl.h, which
+ * picks the packed GEMM or the table according to fr_blas.products.
  * All functions below accept m/n/k == 0 (no-op, or C = beta*C when k == 0).
  */
 #ifndef FR_INTERNAL_H
@@ -57,21 +55,21 @@ void fr_gemm_rm_f64(const fr_blas *blas, int M, int N, int K, double alpha,
                     const double *A, int lda, const double *B, int ldb, double beta,
                     double *C, int ldc);
 
-/* ---- the per-step recurrent product: out[rows,n] = h[rows,k] * w[k,n] (row-major) ---- */
-void fr_recurrent_gemm_f32(const fr_blas *blas, int rows, int n, int k,
-                           const float *h, int ldh, const float *w, int ldw,
-                           float *out, int ldo);
-void fr_recurrent_gemm_f64(const fr_blas *blas, int rows, int n, int k,
-                           const double *h, int ldh, const double *w, int ldw,
-                           double *out, int ldo);
+/* The weight matrices of a layer, in the order of fr_plan.off_pack. */
+enum fr_mat_index { FR_MAT_X, FR_MAT_H, FR_MAT_XC, FR_MAT_HC, FR_MAT_PROJ, FR_NMATS };
+
+/* Packed matrices are padded to a multiple of this many bytes of columns, which
+ * every ISA's panel width (2 SIMD vectors, at most 2 x 64 bytes) divides. */
+#define FR_PACK_ALIGN_BYTES 128
 
 /* Byte offsets of the workspace sub-buffers, relative to the aligned base. */
 typedef struct fr_plan {
     ptrdiff_t G;   /* column blocks of `kernel`: 1 RNN, 4 LSTM, 2 GRU */
     ptrdiff_t GX;  /* width of an xproj row */
     int has_proj;  /* LSTM with proj_kernel */
-    size_t off_perm, off_slen, off_count, off_xproj, off_h, off_c, off_gates,
+    size_t off_perm, off_slen, off_count, off_xproj, off_h, off_h2, off_c, off_gates,
         off_mbuf, off_rh, off_cand;
+    size_t off_pack[FR_NMATS]; /* packed weight matrices, see fr_mat_index */
     size_t total;  /* bytes from `work` incl. alignment slack = fr_workspace_size */
 } fr_plan;
 
@@ -90,6 +88,31 @@ typedef struct fr_plan {
 FR_FORWARD_DECL(generic)
 FR_FORWARD_DECL(avx2)
 FR_FORWARD_DECL(avx512)
+
+/* ---- threads (fr_threads.c) ---- */
+#define FR_MAX_THREADS 64
+
+/* A job: fn(arg, tid, nthreads) runs once for every tid in [0, nthreads). */
+typedef void (*fr_task_fn)(void *arg, int tid, int nthreads);
+
+/* Called with the job's actual thread count before any of its threads starts. */
+typedef void (*fr_prepare_fn)(void *arg, int nthreads);
+
+/* Run a job on up to `nthreads` threads (the caller is thread 0) and return when
+ * all are done.  Runs it on the caller alone (nthreads = 1) when the pool is busy
+ * with another caller's job.  `prepare` (may be NULL) learns the count first. */
+void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthreads);
+
+/* fr_set_num_threads / fr_get_num_threads: see fastrnn.h (at most FR_MAX_THREADS). */
+
+/* Sense-counting spin barrier for the threads of one job. */
+typedef struct fr_barrier {
+    int n;
+    int count;      /* atomic */
+    unsigned phase; /* atomic */
+} fr_barrier;
+void fr_barrier_init(fr_barrier *b, int n);
+void fr_barrier_wait(fr_barrier *b);
 
 /* CPU feature checks (x86 only; 0 elsewhere). */
 int fr_cpu_has_avx2(void);

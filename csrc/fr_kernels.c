@@ -150,12 +150,34 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
         !fr_take(&cur, &pl->off_count, B > 0 ? (size_t)T + 1 : 0, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_xproj, (size_t)B * (size_t)T, (size_t)pl->GX, es) ||
         !fr_take(&cur, &pl->off_h, (size_t)B, (size_t)P, es) ||
+        !fr_take(&cur, &pl->off_h2, (size_t)B, (size_t)P, es) ||
         !fr_take(&cur, &pl->off_c, (size_t)B, u_lstm, es) ||
         !fr_take(&cur, &pl->off_gates, (size_t)B, (size_t)(pl->G * U), es) ||
         !fr_take(&cur, &pl->off_mbuf, (size_t)B, u_proj, es) ||
         !fr_take(&cur, &pl->off_rh, (size_t)B, u_gru, es) ||
         !fr_take(&cur, &pl->off_cand, (size_t)B, u_gru, es))
         return 0;
+    {
+        /* packed copies of the weights: (rows, columns) of each matrix, 0 if absent */
+        const size_t pad = FR_PACK_ALIGN_BYTES / es;
+        const size_t gu = (size_t)(pl->G * U);
+        size_t rows[FR_NMATS], cols[FR_NMATS];
+        int m;
+        rows[FR_MAT_X] = (size_t)D;
+        cols[FR_MAT_X] = gu;
+        rows[FR_MAT_H] = (size_t)P; /* one block per gate, each padded */
+        cols[FR_MAT_H] = (size_t)pl->G * (((size_t)U + pad - 1) / pad * pad);
+        rows[FR_MAT_XC] = (size_t)D;
+        cols[FR_MAT_XC] = u_gru;
+        rows[FR_MAT_HC] = (size_t)U;
+        cols[FR_MAT_HC] = u_gru;
+        rows[FR_MAT_PROJ] = (size_t)U;
+        cols[FR_MAT_PROJ] = pl->has_proj ? (size_t)P : 0;
+        for (m = 0; m < FR_NMATS; ++m) {
+            if (!fr_take(&cur, &pl->off_pack[m], rows[m], (cols[m] + pad - 1) / pad * pad, es))
+                return 0;
+        }
+    }
     /* slack to align `work` up to FR_ALIGN; offsets must also fit ptrdiff_t */
     if (cur > (size_t)PTRDIFF_MAX - (FR_ALIGN - 1))
         return 0;

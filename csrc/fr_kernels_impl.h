@@ -95,9 +95,99 @@ void FR_ENTRY(fr_apply_activation)(FR_T *x, ptrdiff_t n, int act)
         FR_FN(fr_vact)(x, n, act);
 }
 
-void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, char *base,
-                          const fr_plan *pl, const fr_blas *blas)
+/* One weight matrix of the layer: row-major source (K x N*blocks, leading dimension
+ * ld) and, in packed mode, its panels in the workspace.  W_h is kept as G blocks
+ * (one per gate, N = units each) so that threads can take the same unit range of
+ * every gate: block g, columns [n0, n1) is source columns g*N + [n0, n1). */
+typedef struct {
+    const FR_T *w;
+    ptrdiff_t ld, K, N, blocks;
+    FR_T *packed;
+    ptrdiff_t bstride; /* packed elements per block */
+} FR_FN(fr_mat);
+
+/* Pack panels [q0, q1) (of every block) of a matrix: the threads of a job split them. */
+static void FR_FN(fr_pack_part)(const FR_FN(fr_mat) *m, int tid, int nthreads)
 {
+    const ptrdiff_t np = (m->N + FR_PG_NR - 1) / FR_PG_NR;
+    const ptrdiff_t q0 = np * tid / nthreads, q1 = np * (tid + 1) / nthreads;
+    ptrdiff_t g;
+    if (m->N == 0 || q0 >= q1)
+        return;
+    for (g = 0; g < m->blocks; ++g)
+        FR_FN(fr_pack_b)(m->K, (q1 * FR_PG_NR < m->N ? q1 * FR_PG_NR : m->N) - q0 * FR_PG_NR,
+                         m->w + g * m->N + q0 * FR_PG_NR, m->ld,
+                         m->packed + g * m->bstride + q0 * FR_PG_NR * m->K);
+}
+
+/* C[r0:r1, g*N + n0 : g*N + n1] = A[r0:r1, :] . M[:, same] for every block g: the one
+ * interface every product of the layer goes through (input projection: all columns,
+ * a row range per thread; step products: all active rows, a column range per thread).
+ * n0 must be a multiple of the panel width FR_PG_NR. */
+static void FR_FN(fr_product)(const fr_blas *blas, const FR_FN(fr_mat) *m, ptrdiff_t r0, ptrdiff_t r1,
+                              ptrdiff_t n0, ptrdiff_t n1, const FR_T *a, ptrdiff_t lda, FR_T *c,
+                              ptrdiff_t ldc)
+{
+    ptrdiff_t g;
+    if (r1 <= r0 || n1 <= n0)
+        return;
+    for (g = 0; g < m->blocks; ++g) {
+        FR_T *cg = c + g * m->N;
+        if (blas == NULL || blas->products == FR_PRODUCTS_PACKED)
+            FR_FN(fr_pgemm)(r0, r1, n0, n1, m->K, a, lda, m->packed + g * m->bstride, cg, ldc);
+        else
+            FR_FN(fr_gemm_rm)(blas, (int)(r1 - r0), (int)(n1 - n0), (int)m->K, (FR_T)1, a + r0 * lda,
+                              (int)lda, m->w + g * m->N + n0, (int)m->ld, (FR_T)0,
+                              cg + r0 * ldc + n0, (int)ldc);
+    }
+}
+
+/* Everything the threads of one layer call share. */
+typedef struct {
+    const fr_layer *L;
+    const fr_seq *S;
+    const fr_plan *pl;
+    const fr_blas *blas;
+    char *base;
+    FR_FN(fr_mat) mats[FR_NMATS];
+    int rec_panels;    /* panels of units: at most this many threads share the recurrence */
+    int rec_threads;   /* threads that share the recurrence (by unit ranges) */
+    fr_barrier all;    /* every thread of the job */
+    fr_barrier rec;    /* the recurrence's threads */
+} FR_FN(fr_job);
+
+/* [lo, hi) of n items in panels of FR_PG_NR, share `tid` of `nt` (lo a panel multiple). */
+static void FR_FN(fr_panel_share)(ptrdiff_t n, int tid, int nt, ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    const ptrdiff_t np = (n + FR_PG_NR - 1) / FR_PG_NR;
+    *lo = np * tid / nt * FR_PG_NR;
+    *hi = np * (tid + 1) / nt * FR_PG_NR;
+    if (*hi > n)
+        *hi = n;
+    if (*lo > n)
+        *lo = n;
+}
+
+/* Called once the job's thread count is known, before any thread starts. */
+static void FR_FN(fr_forward_prepare)(void *arg, int nthreads)
+{
+    FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
+    job->rec_threads = job->rec_panels < nthreads ? job->rec_panels : nthreads;
+    if (job->rec_threads < 1)
+        job->rec_threads = 1;
+    fr_barrier_init(&job->all, nthreads);
+    fr_barrier_init(&job->rec, job->rec_threads);
+}
+
+static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
+{
+    FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
+    const fr_layer *L = job->L;
+    const fr_seq *S = job->S;
+    const fr_plan *pl = job->pl;
+    const fr_blas *blas = job->blas;
+    char *base = job->base;
+    const FR_FN(fr_mat) *mats = job->mats;
     const ptrdiff_t B = S->batch, T = S->time;
     const ptrdiff_t D = L->depth, U = L->units, P = L->proj;
     const ptrdiff_t GU = pl->G * L->units, GX = pl->GX;
@@ -107,199 +197,260 @@ void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, char *base,
 
     const FR_T *x = (const FR_T *)S->x;
     FR_T *out = (FR_T *)S->out;
-    const FR_T *kernel = (const FR_T *)L->kernel;
     const FR_T *bias = (const FR_T *)L->bias;
-    const FR_T *w_h = kernel + D * GU; /* recurrent rows of the kernel */
 
     ptrdiff_t *perm = (ptrdiff_t *)(void *)(base + pl->off_perm);
     ptrdiff_t *slen = (ptrdiff_t *)(void *)(base + pl->off_slen);
     ptrdiff_t *count = (ptrdiff_t *)(void *)(base + pl->off_count);
     FR_T *xproj = (FR_T *)(void *)(base + pl->off_xproj);
-    FR_T *h = (FR_T *)(void *)(base + pl->off_h);
+    FR_T *hbuf[2];
     FR_T *c = (FR_T *)(void *)(base + pl->off_c);
     FR_T *gates = (FR_T *)(void *)(base + pl->off_gates);
     FR_T *mbuf = (FR_T *)(void *)(base + pl->off_mbuf);
     FR_T *rh = (FR_T *)(void *)(base + pl->off_rh);
     FR_T *cand = (FR_T *)(void *)(base + pl->off_cand);
 
-    ptrdiff_t b, p, t, l, j, nact;
+    ptrdiff_t b, p, t, l, j, nact, u0, u1, r0, r1;
+    int mi;
 
-    if (B == 0) /* nothing to read or write */
-        return;
+    hbuf[0] = (FR_T *)(void *)(base + pl->off_h);
+    hbuf[1] = (FR_T *)(void *)(base + pl->off_h2);
 
-    /* 1. Stable counting sort of the rows by length, descending. */
-    for (l = 0; l <= T; ++l)
-        count[l] = 0;
-    for (b = 0; b < B; ++b)
-        count[lengths ? (ptrdiff_t)lengths[b] : T] += 1;
-    {
-        ptrdiff_t pos = 0;
-        for (l = T; l >= 0; --l) {
-            const ptrdiff_t n = count[l];
-            count[l] = pos;
-            pos += n;
+    /* 1. Thread 0: stable counting sort of the rows by length, descending, and the
+     *    initial state gathered into that order (hbuf[0]).  All: pack the weights. */
+    if (tid == 0) {
+        for (l = 0; l <= T; ++l)
+            count[l] = 0;
+        for (b = 0; b < B; ++b)
+            count[lengths ? (ptrdiff_t)lengths[b] : T] += 1;
+        {
+            ptrdiff_t pos = 0;
+            for (l = T; l >= 0; --l) {
+                const ptrdiff_t n = count[l];
+                count[l] = pos;
+                pos += n;
+            }
+        }
+        for (b = 0; b < B; ++b) {
+            const ptrdiff_t len = lengths ? (ptrdiff_t)lengths[b] : T;
+            p = count[len]++;
+            perm[p] = b;
+            slen[p] = len;
+        }
+        for (p = 0; p < B; ++p) {
+            memcpy(hbuf[0] + p * P, (const FR_T *)S->h0 + perm[p] * P, (size_t)P * sizeof(FR_T));
+            if (cell == FR_CELL_LSTM)
+                memcpy(c + p * U, (const FR_T *)S->c0 + perm[p] * U, (size_t)U * sizeof(FR_T));
         }
     }
-    for (b = 0; b < B; ++b) {
-        const ptrdiff_t len = lengths ? (ptrdiff_t)lengths[b] : T;
-        p = count[len]++;
-        perm[p] = b;
-        slen[p] = len;
+    if (blas == NULL || blas->products == FR_PRODUCTS_PACKED) {
+        for (mi = 0; mi < FR_NMATS; ++mi)
+            FR_FN(fr_pack_part)(&mats[mi], tid, nthreads);
     }
+    fr_barrier_wait(&job->all);
 
-    /* 2. Gather the initial state into sorted order. */
-    for (p = 0; p < B; ++p) {
-        memcpy(h + p * P, (const FR_T *)S->h0 + perm[p] * P, (size_t)P * sizeof(FR_T));
-        if (cell == FR_CELL_LSTM)
-            memcpy(c + p * U, (const FR_T *)S->c0 + perm[p] * U, (size_t)U * sizeof(FR_T));
-    }
+    /* 2. The input projection of all time steps, outside the recurrence: one GEMM,
+     *    its rows split between the threads. */
+    r0 = B * T * tid / nthreads;
+    r1 = B * T * (tid + 1) / nthreads;
+    FR_FN(fr_product)(blas, &mats[FR_MAT_X], r0, r1, 0, GU, x, D, xproj, GX);
+    if (cell == FR_CELL_GRU) /* candidate input kernel, columns [2U, 3U) */
+        FR_FN(fr_product)(blas, &mats[FR_MAT_XC], r0, r1, 0, U, x, D, xproj + GU, GX);
+    fr_barrier_wait(&job->all);
 
-    /* 3. The input projection of all time steps: one GEMM, outside the loop. */
-    if (B * T > 0) {
-        FR_FN(fr_gemm_rm)(blas, (int)(B * T), (int)GU, (int)D, (FR_T)1, x, (int)D,
-                          kernel, (int)GU, (FR_T)0, xproj, (int)GX);
-        if (cell == FR_CELL_GRU) /* candidate input kernel, columns [2U, 3U) */
-            FR_FN(fr_gemm_rm)(blas, (int)(B * T), (int)U, (int)D, (FR_T)1, x, (int)D,
-                              (const FR_T *)L->cand_kernel, (int)U, (FR_T)0,
-                              xproj + GU, (int)GX);
-    }
-
-    /* 4. The recurrence over the shrinking prefix of active rows.  FR_ROW(p) is
-     *    the x/out row of sorted row p at step t (reversed within its length). */
+    /* 3. The recurrence over the shrinking prefix of active rows.  Each of the
+     *    rec_threads threads owns the units [u0, u1) of every gate (and, for a
+     *    projection, the output columns [r0, r1)); h is double-buffered so that a
+     *    step reads hbuf[t % 2] whole while the threads write their parts of the
+     *    other; one barrier ends each step (plus one before a product that needs
+     *    every unit: GRU's (r*h).Wc_h, the projection).  FR_ROW(p) is the x/out
+     *    row of sorted row p at step t (reversed within its length). */
 #define FR_ROW(p) (time_major ? (reverse ? slen[p] - 1 - t : t) * B + perm[p] \
                               : perm[p] * T + (reverse ? slen[p] - 1 - t : t))
-    nact = B;
-    for (t = 0; t < T; ++t) {
-        int na;
-        while (nact > 0 && slen[nact - 1] <= t)
-            --nact;
-        if (nact == 0)
-            break;
-        na = (int)nact;
+    if (tid < job->rec_threads) {
+        const int nt = job->rec_threads;
+        const ptrdiff_t nu = (FR_FN(fr_panel_share)(U, tid, nt, &u0, &u1), u1 - u0);
+        FR_FN(fr_panel_share)(P, tid, nt, &r0, &r1);
+        nact = B;
+        for (t = 0; t < T; ++t) {
+            const FR_T *h = hbuf[t % 2];
+            FR_T *hn = hbuf[(t + 1) % 2];
+            while (nact > 0 && slen[nact - 1] <= t)
+                --nact;
+            if (nact == 0)
+                break;
 
-        /* gates[0:nact, GU] = h[0:nact, P] . W_h */
-        FR_FN(fr_recurrent_gemm)(blas, na, (int)GU, (int)P, h, (int)P, w_h, (int)GU,
-                                 gates, (int)GU);
+            /* gates[0:nact, g*U + [u0,u1)] = h[0:nact, :] . W_h, every gate g */
+            FR_FN(fr_product)(blas, &mats[FR_MAT_H], 0, nact, u0, u1, h, P, gates, GU);
 
-        if (cell == FR_CELL_RNN) {
-            for (p = 0; p < nact; ++p) {
-                const ptrdiff_t row = FR_ROW(p);
-                FR_T *g = gates + p * GU;
-                FR_FN(fr_vadd2)(g, xproj + row * GX, bias, U);
-                FR_FN(fr_vact)(g, U, act);
-                memcpy(h + p * P, g, (size_t)U * sizeof(FR_T));
-                memcpy(out + row * P, g, (size_t)U * sizeof(FR_T));
-            }
-        } else if (cell == FR_CELL_LSTM) {
-            const FR_T fb = (FR_T)L->forget_bias;
-            const FR_T cclip = (FR_T)L->cell_clip;
-            const int has_cclip = L->has_cell_clip != 0;
-            const int has_proj = pl->has_proj;
-            const FR_T *wi = (const FR_T *)L->w_i_diag;
-            const FR_T *wf = (const FR_T *)L->w_f_diag;
-            const FR_T *wo = (const FR_T *)L->w_o_diag;
-            const int peep = wi != NULL;
+            if (cell == FR_CELL_RNN) {
+                for (p = 0; p < nact; ++p) {
+                    const ptrdiff_t row = FR_ROW(p);
+                    FR_T *g = gates + p * GU + u0;
+                    FR_FN(fr_vadd2)(g, xproj + row * GX + u0, bias + u0, nu);
+                    FR_FN(fr_vact)(g, nu, act);
+                    memcpy(hn + p * P + u0, g, (size_t)nu * sizeof(FR_T));
+                    memcpy(out + row * P + u0, g, (size_t)nu * sizeof(FR_T));
+                }
+            } else if (cell == FR_CELL_LSTM) {
+                const FR_T fb = (FR_T)L->forget_bias;
+                const FR_T cclip = (FR_T)L->cell_clip;
+                const int has_cclip = L->has_cell_clip != 0;
+                const int has_proj = pl->has_proj;
+                const FR_T *wi = L->w_i_diag ? (const FR_T *)L->w_i_diag + u0 : NULL;
+                const FR_T *wf = L->w_f_diag ? (const FR_T *)L->w_f_diag + u0 : NULL;
+                const FR_T *wo = L->w_o_diag ? (const FR_T *)L->w_o_diag + u0 : NULL;
+                const int peep = wi != NULL;
 
-            for (p = 0; p < nact; ++p) {
-                const ptrdiff_t row = FR_ROW(p);
-                FR_T *restrict gi = gates + p * GU; /* gate blocks i | j | f | o */
-                FR_T *restrict gj = gi + U;
-                FR_T *restrict gf = gi + 2 * U;
-                FR_T *restrict go = gi + 3 * U;
-                FR_T *restrict cr = c + p * U;
-                FR_T *restrict mr = has_proj ? mbuf + p * U : h + p * P;
-                FR_FN(fr_vadd2)(gi, xproj + row * GX, bias, GU);
-                if (peep) {
-                    for (j = 0; j < U; ++j) {
-                        gi[j] += wi[j] * cr[j];
-                        gf[j] += wf[j] * cr[j];
+                for (p = 0; p < nact; ++p) {
+                    const ptrdiff_t row = FR_ROW(p);
+                    FR_T *restrict gi = gates + p * GU + u0; /* gate blocks i | j | f | o */
+                    FR_T *restrict gj = gi + U;
+                    FR_T *restrict gf = gi + 2 * U;
+                    FR_T *restrict go = gi + 3 * U;
+                    const FR_T *xp = xproj + row * GX + u0;
+                    FR_T *restrict cr = c + p * U + u0;
+                    FR_T *restrict mr = has_proj ? mbuf + p * U + u0 : hn + p * P + u0;
+                    FR_FN(fr_vadd2)(gi, xp, bias + u0, nu);
+                    FR_FN(fr_vadd2)(gj, xp + U, bias + U + u0, nu);
+                    FR_FN(fr_vadd2)(gf, xp + 2 * U, bias + 2 * U + u0, nu);
+                    FR_FN(fr_vadd2)(go, xp + 3 * U, bias + 3 * U + u0, nu);
+                    if (peep) {
+                        for (j = 0; j < nu; ++j) {
+                            gi[j] += wi[j] * cr[j];
+                            gf[j] += wf[j] * cr[j];
+                        }
+                    }
+                    for (j = 0; j < nu; ++j)
+                        gf[j] += fb;
+                    FR_FN(fr_vsigmoid)(gi, nu);
+                    FR_FN(fr_vact)(gj, nu, act);
+                    FR_FN(fr_vsigmoid)(gf, nu);
+                    for (j = 0; j < nu; ++j)
+                        cr[j] = cr[j] * gf[j] + gi[j] * gj[j];
+                    if (has_cclip)
+                        FR_FN(fr_vclip)(cr, nu, cclip);
+                    if (peep) {
+                        for (j = 0; j < nu; ++j)
+                            go[j] += wo[j] * cr[j];
+                    }
+                    FR_FN(fr_vsigmoid)(go, nu);
+                    memcpy(gj, cr, (size_t)nu * sizeof(FR_T)); /* j is consumed: reuse it for act(c') */
+                    FR_FN(fr_vact)(gj, nu, act);
+                    for (j = 0; j < nu; ++j)
+                        mr[j] = go[j] * gj[j];
+                    if (!has_proj)
+                        memcpy(out + row * P + u0, mr, (size_t)nu * sizeof(FR_T));
+                }
+
+                if (has_proj) {
+                    /* hn[0:nact, [r0,r1)] = mbuf[0:nact, :] . proj_kernel, clip, output */
+                    const int has_pclip = L->has_proj_clip != 0;
+                    const FR_T pclip = (FR_T)L->proj_clip;
+                    fr_barrier_wait(&job->rec);
+                    FR_FN(fr_product)(blas, &mats[FR_MAT_PROJ], 0, nact, r0, r1, mbuf, U, hn, P);
+                    for (p = 0; p < nact; ++p) {
+                        FR_T *hr = hn + p * P + r0;
+                        if (has_pclip)
+                            FR_FN(fr_vclip)(hr, r1 - r0, pclip);
+                        memcpy(out + FR_ROW(p) * P + r0, hr, (size_t)(r1 - r0) * sizeof(FR_T));
                     }
                 }
-                for (j = 0; j < U; ++j)
-                    gf[j] += fb;
-                FR_FN(fr_vsigmoid)(gi, U);
-                FR_FN(fr_vact)(gj, U, act);
-                FR_FN(fr_vsigmoid)(gf, U);
-                for (j = 0; j < U; ++j)
-                    cr[j] = cr[j] * gf[j] + gi[j] * gj[j];
-                if (has_cclip)
-                    FR_FN(fr_vclip)(cr, U, cclip);
-                if (peep) {
-                    for (j = 0; j < U; ++j)
-                        go[j] += wo[j] * cr[j];
-                }
-                FR_FN(fr_vsigmoid)(go, U);
-                memcpy(gj, cr, (size_t)U * sizeof(FR_T)); /* j is consumed: reuse it for act(c') */
-                FR_FN(fr_vact)(gj, U, act);
-                for (j = 0; j < U; ++j)
-                    mr[j] = go[j] * gj[j];
-                if (!has_proj)
-                    memcpy(out + row * P, mr, (size_t)U * sizeof(FR_T));
-            }
+            } else { /* FR_CELL_GRU */
+                const FR_T *cb = (const FR_T *)L->cand_bias + u0;
 
-            if (has_proj) {
-                /* h[0:nact, P] = mbuf[0:nact, U] . proj_kernel, then clip + output */
-                const int has_pclip = L->has_proj_clip != 0;
-                const FR_T pclip = (FR_T)L->proj_clip;
-                FR_FN(fr_recurrent_gemm)(blas, na, (int)P, (int)U, mbuf, (int)U,
-                                         (const FR_T *)L->proj_kernel, (int)P, h, (int)P);
+                /* r, u = sigmoid(...) in place in the gates row; rh = r .* h */
                 for (p = 0; p < nact; ++p) {
-                    FR_T *hr = h + p * P;
-                    if (has_pclip)
-                        FR_FN(fr_vclip)(hr, P, pclip);
-                    memcpy(out + FR_ROW(p) * P, hr, (size_t)P * sizeof(FR_T));
+                    const ptrdiff_t row = FR_ROW(p);
+                    FR_T *restrict gr = gates + p * GU + u0;
+                    FR_T *restrict gu = gr + U;
+                    const FR_T *restrict hr = h + p * P + u0;
+                    FR_T *restrict rr = rh + p * U + u0;
+                    FR_FN(fr_vadd2)(gr, xproj + row * GX + u0, bias + u0, nu);
+                    FR_FN(fr_vadd2)(gu, xproj + row * GX + U + u0, bias + U + u0, nu);
+                    FR_FN(fr_vsigmoid)(gr, nu);
+                    FR_FN(fr_vsigmoid)(gu, nu);
+                    for (j = 0; j < nu; ++j)
+                        rr[j] = gr[j] * hr[j];
+                }
+                fr_barrier_wait(&job->rec);
+
+                /* cand[0:nact, [u0,u1)] = rh[0:nact, :] . Wc_h */
+                FR_FN(fr_product)(blas, &mats[FR_MAT_HC], 0, nact, u0, u1, rh, U, cand, U);
+
+                for (p = 0; p < nact; ++p) {
+                    const ptrdiff_t row = FR_ROW(p);
+                    const FR_T *restrict u = gates + p * GU + U + u0;
+                    const FR_T *restrict hr = h + p * P + u0;
+                    FR_T *restrict cr = cand + p * U + u0;
+                    FR_T *restrict hnr = hn + p * P + u0;
+                    FR_FN(fr_vadd2)(cr, xproj + row * GX + GU + u0, cb, nu);
+                    FR_FN(fr_vact)(cr, nu, act);
+                    for (j = 0; j < nu; ++j)
+                        hnr[j] = u[j] * hr[j] + ((FR_T)1 - u[j]) * cr[j];
+                    memcpy(out + row * P + u0, hnr, (size_t)nu * sizeof(FR_T));
                 }
             }
-        } else { /* FR_CELL_GRU */
-            const FR_T *cb = (const FR_T *)L->cand_bias;
-            const FR_T *wc_h = (const FR_T *)L->cand_kernel + D * U;
-
-            /* r, u = sigmoid(...) in place in the gates row; rh = r .* h */
-            for (p = 0; p < nact; ++p) {
-                FR_T *restrict g = gates + p * GU;
-                const FR_T *restrict hr = h + p * P;
-                FR_T *restrict rr = rh + p * U;
-                FR_FN(fr_vadd2)(g, xproj + FR_ROW(p) * GX, bias, GU);
-                FR_FN(fr_vsigmoid)(g, GU);
-                for (j = 0; j < U; ++j)
-                    rr[j] = g[j] * hr[j];
-            }
-
-            /* cand[0:nact, U] = rh[0:nact, U] . Wc_h */
-            FR_FN(fr_recurrent_gemm)(blas, na, (int)U, (int)U, rh, (int)U, wc_h, (int)U,
-                                     cand, (int)U);
-
-            for (p = 0; p < nact; ++p) {
-                const ptrdiff_t row = FR_ROW(p);
-                const FR_T *restrict u = gates + p * GU + U;
-                FR_T *restrict cr = cand + p * U;
-                FR_T *restrict hr = h + p * P;
-                FR_FN(fr_vadd2)(cr, xproj + row * GX + GU, cb, U);
-                FR_FN(fr_vact)(cr, U, act);
-                for (j = 0; j < U; ++j)
-                    hr[j] = u[j] * hr[j] + ((FR_T)1 - u[j]) * cr[j];
-                memcpy(out + row * P, hr, (size_t)U * sizeof(FR_T));
-            }
+            fr_barrier_wait(&job->rec);
         }
     }
-
 #undef FR_ROW
+    fr_barrier_wait(&job->all);
 
-    /* 5. Zero output rows past each row's length (TF: reverse_sequence leaves
-     *    positions >= len in place, and those outputs are zero). */
-    for (p = 0; p < B; ++p) {
+    /* 4. Zero the output rows past each row's length (TF: reverse_sequence leaves
+     *    positions >= len in place, and those outputs are zero), and scatter the
+     *    final state back to the caller's row order: row p's last state is in
+     *    hbuf[slen[p] % 2].  Rows split between the threads. */
+    for (p = B * tid / nthreads; p < B * (tid + 1) / nthreads; ++p) {
         for (t = slen[p]; t < T; ++t) {
             const ptrdiff_t row = time_major ? t * B + perm[p] : perm[p] * T + t;
-            FR_T *o = out + row * P;
-            for (j = 0; j < P; ++j)
-                o[j] = (FR_T)0;
+            memset(out + row * P, 0, (size_t)P * sizeof(FR_T));
         }
-    }
-
-    /* 6. Scatter the final state back to the caller's row order. */
-    for (p = 0; p < B; ++p) {
-        memcpy((FR_T *)S->h_final + perm[p] * P, h + p * P, (size_t)P * sizeof(FR_T));
+        memcpy((FR_T *)S->h_final + perm[p] * P, hbuf[slen[p] % 2] + p * P, (size_t)P * sizeof(FR_T));
         if (cell == FR_CELL_LSTM)
             memcpy((FR_T *)S->c_final + perm[p] * U, c + p * U, (size_t)U * sizeof(FR_T));
     }
 }
+
+void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, char *base, const fr_plan *pl,
+                          const fr_blas *blas)
+{
+    FR_FN(fr_job) job;
+    const ptrdiff_t B = S->batch, T = S->time, D = L->depth, U = L->units, P = L->proj;
+    const ptrdiff_t G = pl->G;
+    const FR_T *kernel = (const FR_T *)L->kernel;
+    const FR_T *cand_kernel = (const FR_T *)L->cand_kernel;
+    const int gru = L->cell == FR_CELL_GRU;
+    const size_t pad = FR_PACK_ALIGN_BYTES / sizeof(FR_T);
+    const ptrdiff_t Upad = (ptrdiff_t)(((size_t)U + pad - 1) / pad * pad);
+    /* flops of the whole call, to decide whether threads pay off */
+    const double work = 2.0 * (double)B * (double)T * (double)(D + P) * (double)(G * U + (gru ? U : 0));
+    int nthreads, mi;
+
+    if (B == 0) /* nothing to read or write */
+        return;
+    memset(&job, 0, sizeof job);
+    job.L = L;
+    job.S = S;
+    job.pl = pl;
+    job.blas = blas;
+    job.base = base;
+    /* the weight matrices (kernel rows: inputs first, then the recurrent state) */
+    job.mats[FR_MAT_X] = (FR_FN(fr_mat)){kernel, G * U, D, G * U, 1, NULL, 0};
+    job.mats[FR_MAT_H] = (FR_FN(fr_mat)){kernel + D * G * U, G * U, P, U, G, NULL, P * Upad};
+    job.mats[FR_MAT_XC] = (FR_FN(fr_mat)){cand_kernel, U, D, gru ? U : 0, 1, NULL, 0};
+    job.mats[FR_MAT_HC] = (FR_FN(fr_mat)){gru ? cand_kernel + D * U : NULL, U, U, gru ? U : 0, 1, NULL, 0};
+    job.mats[FR_MAT_PROJ] = (FR_FN(fr_mat)){(const FR_T *)L->proj_kernel, P, U, pl->has_proj ? P : 0, 1,
+                                            NULL, 0};
+    for (mi = 0; mi < FR_NMATS; ++mi)
+        job.mats[mi].packed = (FR_T *)(void *)(base + pl->off_pack[mi]);
+
+    nthreads = work < 4e6 ? 1 : fr_get_num_threads();
+    if (nthreads > B * T && nthreads > 1)
+        nthreads = B * T > 1 ? (int)(B * T) : 1;
+    job.rec_panels = (int)((U + FR_PG_NR - 1) / FR_PG_NR);
+    fr_parallel_run(FR_FN(fr_forward_task), FR_FN(fr_forward_prepare), &job, nthreads);
+}
+
+#undef FR_PG_VL
+#undef FR_PG_NR

@@ -97,18 +97,19 @@ def test_one_step_call(name, dtype, rng):
     assert_close(cell(x, state), ref_cell(x, state), dtype, "cell call")
 
 
-@pytest.fixture
-def portable_gemm():
-    _kernels.set_gemm("portable")
-    yield
-    _kernels.set_gemm("blas")
+@pytest.fixture(params=["blas", "portable"])
+def other_gemm(request):
+    assert _kernels.get_gemm() == "packed"  # the default
+    _kernels.set_gemm(request.param)
+    yield request.param
+    _kernels.set_gemm("packed")
 
 
 @pytest.mark.parametrize("name", ["lstm_proj_clip_all", "gru_tanh", "rnn_relu", "multi"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_portable_gemm_path(name, dtype, rng, portable_gemm):
-    """The kernels' own C GEMM (used when no BLAS table is given) gives the same answers."""
-    assert _kernels.get_gemm() == "portable"
+def test_other_gemm_paths(name, dtype, rng, other_gemm):
+    """SciPy's BLAS and the portable C GEMM behind the same kernels give the same answers."""
+    assert _kernels.get_gemm() == other_gemm
     cell, ref_cell = make_pair(with_units(CONFIGS[name], 9), 5, dtype, rng)
     x = rng.standard_normal((6, 8, 5)).astype(dtype)
     lengths = np.array([8, 3, 0, 8, 1, 5])

@@ -195,8 +195,8 @@ static long g_blas_calls;
 NAIVE_FORTRAN_GEMM(test_sgemm, float)
 NAIVE_FORTRAN_GEMM(test_dgemm, double)
 
-static const fr_blas g_blas_null_entries = {NULL, NULL};
-static const fr_blas g_blas_test = {test_sgemm, test_dgemm};
+static const fr_blas g_blas_null_entries = {NULL, NULL, FR_PRODUCTS_TABLE};
+static const fr_blas g_blas_test = {test_sgemm, test_dgemm, FR_PRODUCTS_TABLE};
 
 /* ------------------------------------------------------------ (a) GEMM tests */
 
@@ -266,7 +266,7 @@ static void test_gemm_ref_one(int dtype, int ta, int tb, int m, int n, int k,
     free(A); free(Bm); free(C0); free(R); free(a); free(b); free(c);
 }
 
-/* row-major helper and recurrent GEMM, through each kind of table */
+/* row-major helper through each kind of table (recurrent: the step products' alpha 1, beta 0) */
 static void test_gemm_rm_one(int dtype, int M, int N, int K, double alpha, double beta,
                              const fr_blas *blas, int recurrent)
 {
@@ -300,21 +300,12 @@ static void test_gemm_rm_one(int dtype, int M, int N, int K, double alpha, doubl
                 s += A[(size_t)i * lda + l] * Bm[(size_t)l * ldb + j];
             R[(size_t)i * ldc + j] = alpha * s + (beta == 0.0 ? 0.0 : beta * C0[(size_t)i * ldc + j]);
         }
-    if (dtype == FR_FLOAT32) {
-        if (recurrent)
-            fr_recurrent_gemm_f32(blas, M, N, K, (const float *)a, lda, (const float *)b, ldb,
-                                  (float *)c, ldc);
-        else
-            fr_gemm_rm_f32(blas, M, N, K, (float)alpha, (const float *)a, lda,
-                           (const float *)b, ldb, (float)beta, (float *)c, ldc);
-    } else {
-        if (recurrent)
-            fr_recurrent_gemm_f64(blas, M, N, K, (const double *)a, lda, (const double *)b,
-                                  ldb, (double *)c, ldc);
-        else
-            fr_gemm_rm_f64(blas, M, N, K, alpha, (const double *)a, lda, (const double *)b,
-                           ldb, beta, (double *)c, ldc);
-    }
+    if (dtype == FR_FLOAT32)
+        fr_gemm_rm_f32(blas, M, N, K, (float)alpha, (const float *)a, lda,
+                       (const float *)b, ldb, (float)beta, (float *)c, ldc);
+    else
+        fr_gemm_rm_f64(blas, M, N, K, alpha, (const double *)a, lda, (const double *)b,
+                       ldb, beta, (double *)c, ldc);
     w = nc ? worst(c, R, nc, dtype, &where) : 0.0;
     CHECK(w <= 1.0, "gemm_rm %s M=%d N=%d K=%d rec=%d table=%s: err %g",
           dtype == FR_FLOAT32 ? "f32" : "f64", M, N, K, recurrent,
@@ -516,6 +507,7 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
 
     memset(&pr, 0, sizeof pr);
     g_case++;
+    /* NULL: fastrnn's packed GEMM; null entries: the portable C GEMM; test: a BLAS-like table */
     blas = (g_case % 3 == 0) ? NULL : (g_case % 3 == 1) ? &g_blas_null_entries : &g_blas_test;
 
     pr.kernel = rand_arr(nk, wscale, dtype);

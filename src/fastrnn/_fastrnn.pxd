@@ -21,9 +21,14 @@ cdef extern from "fastrnn.h" nogil:
                                  double *alpha, double *a, int *lda, double *b, int *ldb,
                                  double *beta, double *c, int *ldc) noexcept nogil
 
+    ctypedef enum fr_products:
+        FR_PRODUCTS_PACKED
+        FR_PRODUCTS_TABLE
+
     ctypedef struct fr_blas:
         fr_sgemm_fn sgemm
         fr_dgemm_fn dgemm
+        int products
 
     ctypedef struct fr_layer:
         int cell
@@ -64,4 +69,6 @@ cdef extern from "fastrnn.h" nogil:
                          const fr_blas *blas) noexcept
     const char *fr_strerror(int status) noexcept
     const char *fr_isa_name() noexcept
+    void fr_set_num_threads(int n) noexcept
+    int fr_get_num_threads() noexcept
     int fr_apply_activation(int activation, int dtype, void *x, Py_ssize_t n) noexcept

@@ -23,9 +23,13 @@ cimport _fastrnn as c
 
 import numpy as np
 
-cdef c.fr_blas _scipy_blas
-cdef c.fr_blas _portable_blas  # all NULL: csrc's portable C GEMM
-cdef c.fr_blas *_blas = &_scipy_blas
+cdef c.fr_blas _packed_blas     # products: fastrnn's packed SIMD GEMM (the default)
+cdef c.fr_blas _scipy_blas      # products: SciPy's BLAS
+cdef c.fr_blas _portable_blas   # products: csrc's portable C GEMM (NULL entries)
+_packed_blas.products = c.FR_PRODUCTS_PACKED
+_scipy_blas.products = c.FR_PRODUCTS_TABLE
+_portable_blas.products = c.FR_PRODUCTS_TABLE
+cdef c.fr_blas *_blas = &_packed_blas
 
 cdef enum:
     MAX_BUFFERS = 16
@@ -40,24 +44,44 @@ def _load_scipy_blas():
     capi = cython_blas.__pyx_capi__
     _scipy_blas.sgemm = <c.fr_sgemm_fn>_capsule_pointer(capi["sgemm"])
     _scipy_blas.dgemm = <c.fr_dgemm_fn>_capsule_pointer(capi["dgemm"])
+    _packed_blas.sgemm, _packed_blas.dgemm = _scipy_blas.sgemm, _scipy_blas.dgemm
 
 
 _load_scipy_blas()
 
 
 def set_gemm(str which):
-    """Select the GEMM behind the kernels: ``"blas"`` (SciPy's BLAS) or ``"portable"`` (csrc's C GEMM)."""
+    """Select the GEMM behind the kernels' products: ``"packed"`` (fastrnn's packed SIMD GEMM,
+    the default), ``"blas"`` (SciPy's BLAS) or ``"portable"`` (csrc's plain C GEMM).
+    Process-wide; meant for tests and benchmarks."""
     global _blas
-    if which == "blas":
+    if which == "packed":
+        _blas = &_packed_blas
+    elif which == "blas":
         _blas = &_scipy_blas
     elif which == "portable":
         _blas = &_portable_blas
     else:
-        raise ValueError(f"which: expected 'blas' or 'portable', got {which!r}")
+        raise ValueError(f"which: expected 'packed', 'blas' or 'portable', got {which!r}")
 
 
 def get_gemm():
+    """The GEMM selected by :func:`set_gemm`."""
+    if _blas == &_packed_blas:
+        return "packed"
     return "portable" if _blas == &_portable_blas else "blas"
+
+
+def set_num_threads(int n):
+    """Threads a kernel call may use (n >= 1), or 0 for the default (FASTRNN_NUM_THREADS, else all CPUs)."""
+    if n < 0:
+        raise ValueError(f"n: expected a non-negative integer, got {n}")
+    c.fr_set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads a kernel call may use."""
+    return c.fr_get_num_threads()
 
 
 def isa():

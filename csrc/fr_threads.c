@@ -1,0 +1,190 @@
+/*
+ * fr_threads.c -- fastrnn's persistent thread pool and spin barrier.
+ *
+ * Why: a layer call is short (tens of microseconds to milliseconds) and its
+ * recurrence needs one synchronisation per time step, so threads are created
+ * once and kept; a job wakes them through a condition variable (after a short
+ * spin, so back-to-back calls -- layers, directions -- find them awake), and
+ * the steps inside a job synchronise with a spin barrier, not a mutex.
+ *
+ * One job at a time: a caller that finds the pool busy (another Python thread
+ * is in a kernel) runs its job alone on its own thread instead of waiting, so
+ * concurrent calls never block each other and never oversubscribe the cores.
+ * After fork() the child starts with no pool (pthread_atfork resets it).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "fr_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define FR_PAUSE() __builtin_ia32_pause()
+#else
+#define FR_PAUSE() ((void)0)
+#endif
+
+#define FR_SPIN_WAKE 20000 /* pauses a worker spins for the next job before sleeping */
+#define FR_SPIN_YIELD 4000 /* pauses a waiting thread spins before it starts yielding */
+
+/* One step of a wait loop: pause, and after a while give the core away, so that
+ * a waiter never starves the thread it waits for when cores are oversubscribed. */
+static void fr_wait_step(int *spins)
+{
+    if (++*spins < FR_SPIN_YIELD)
+        FR_PAUSE();
+    else
+        sched_yield();
+}
+
+static struct {
+    pthread_mutex_t busy; /* held by the caller whose job runs */
+    pthread_mutex_t mu;   /* guards the sleep/wake of the workers */
+    pthread_cond_t cv;
+    int nworkers;         /* started so far (guarded by busy) */
+    unsigned gen;         /* job generation (atomic) */
+    unsigned gen_at_start; /* gen when the workers being started were created */
+    int done;             /* workers finished with the current job (atomic) */
+    fr_task_fn fn;
+    void *arg;
+    int nthreads;
+} fr_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+             0, 0, 0, 0, NULL, NULL, 1};
+
+static int fr_threads_wanted = 0; /* 0: FASTRNN_NUM_THREADS or the online CPUs (atomic) */
+static pthread_once_t fr_atfork_once = PTHREAD_ONCE_INIT;
+
+static void fr_pool_child_reset(void)
+{
+    pthread_mutex_init(&fr_pool.busy, NULL);
+    pthread_mutex_init(&fr_pool.mu, NULL);
+    pthread_cond_init(&fr_pool.cv, NULL);
+    fr_pool.nworkers = 0;
+    __atomic_store_n(&fr_pool.gen, 0u, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&fr_pool.done, 0, __ATOMIC_SEQ_CST);
+}
+
+static void fr_register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, fr_pool_child_reset);
+}
+
+static void *fr_worker(void *p)
+{
+    const int id = (int)(intptr_t)p; /* 1 .. nworkers; the caller is thread 0 */
+    /* the generation before the job that started us: that job is still to run */
+    unsigned seen = __atomic_load_n(&fr_pool.gen_at_start, __ATOMIC_ACQUIRE);
+    for (;;) {
+        unsigned gen;
+        int spins = 0;
+        while ((gen = __atomic_load_n(&fr_pool.gen, __ATOMIC_ACQUIRE)) == seen) {
+            if (++spins < FR_SPIN_WAKE) {
+                FR_PAUSE();
+                continue;
+            }
+            pthread_mutex_lock(&fr_pool.mu);
+            while (__atomic_load_n(&fr_pool.gen, __ATOMIC_ACQUIRE) == seen)
+                pthread_cond_wait(&fr_pool.cv, &fr_pool.mu);
+            pthread_mutex_unlock(&fr_pool.mu);
+            spins = 0;
+        }
+        seen = gen;
+        if (id < fr_pool.nthreads)
+            fr_pool.fn(fr_pool.arg, id, fr_pool.nthreads);
+        __atomic_add_fetch(&fr_pool.done, 1, __ATOMIC_ACQ_REL);
+    }
+    return NULL;
+}
+
+int fr_get_num_threads(void)
+{
+    int n = __atomic_load_n(&fr_threads_wanted, __ATOMIC_RELAXED);
+    if (n <= 0) {
+        const char *env = getenv("FASTRNN_NUM_THREADS");
+        n = env ? atoi(env) : 0;
+        if (n <= 0) {
+            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+            n = cpus > 0 ? (int)cpus : 1;
+        }
+    }
+    return n < 1 ? 1 : n > FR_MAX_THREADS ? FR_MAX_THREADS : n;
+}
+
+void fr_set_num_threads(int n)
+{
+    __atomic_store_n(&fr_threads_wanted, n < 0 ? 0 : n, __ATOMIC_RELAXED);
+}
+
+void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthreads)
+{
+    int started, spins = 0;
+    if (nthreads > fr_get_num_threads())
+        nthreads = fr_get_num_threads();
+    pthread_once(&fr_atfork_once, fr_register_atfork);
+    if (nthreads <= 1 || pthread_mutex_trylock(&fr_pool.busy) != 0) {
+        if (prepare)
+            prepare(arg, 1);
+        fn(arg, 0, 1);
+        return;
+    }
+    /* start workers up to nthreads - 1 (never stopped; they sleep when idle) */
+    __atomic_store_n(&fr_pool.gen_at_start, __atomic_load_n(&fr_pool.gen, __ATOMIC_ACQUIRE),
+                     __ATOMIC_RELEASE);
+    while (fr_pool.nworkers < nthreads - 1) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&th, &attr, fr_worker, (void *)(intptr_t)(fr_pool.nworkers + 1)) == 0;
+        pthread_attr_destroy(&attr);
+        if (!started)
+            break;
+        fr_pool.nworkers += 1;
+    }
+    if (nthreads > fr_pool.nworkers + 1)
+        nthreads = fr_pool.nworkers + 1;
+    if (prepare)
+        prepare(arg, nthreads);
+    fr_pool.fn = fn;
+    fr_pool.arg = arg;
+    fr_pool.nthreads = nthreads;
+    __atomic_store_n(&fr_pool.done, 0, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&fr_pool.mu);
+    __atomic_add_fetch(&fr_pool.gen, 1u, __ATOMIC_ACQ_REL);
+    pthread_cond_broadcast(&fr_pool.cv);
+    pthread_mutex_unlock(&fr_pool.mu);
+
+    fn(arg, 0, nthreads);
+
+    /* every started worker reports, also those without a share of this job */
+    while (__atomic_load_n(&fr_pool.done, __ATOMIC_ACQUIRE) < fr_pool.nworkers)
+        fr_wait_step(&spins);
+    pthread_mutex_unlock(&fr_pool.busy);
+}
+
+void fr_barrier_init(fr_barrier *b, int n)
+{
+    b->n = n;
+    b->count = 0;
+    b->phase = 0;
+}
+
+void fr_barrier_wait(fr_barrier *b)
+{
+    unsigned phase;
+    int spins = 0;
+    if (b->n <= 1)
+        return;
+    phase = __atomic_load_n(&b->phase, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->n) {
+        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&b->phase, 1u, __ATOMIC_ACQ_REL);
+    } else {
+        while (__atomic_load_n(&b->phase, __ATOMIC_ACQUIRE) == phase)
+            fr_wait_step(&spins);
+    }
+}
