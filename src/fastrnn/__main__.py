@@ -127,7 +127,7 @@ def _limit_threads(threads: int) -> str:
     PyTorch's intra-op pool is set with ``torch.set_num_threads``.
     """
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         blas = "not limited (install threadpoolctl, or set OPENBLAS_NUM_THREADS before starting Python)"
     else:

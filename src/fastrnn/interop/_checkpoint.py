@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
@@ -134,6 +135,7 @@ def _proto_fields(buf: bytes) -> Iterator[Tuple[int, int, Union[int, bytes]]]:
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         field, wire = key >> 3, key & 7
+        value: Union[int, bytes]
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:
@@ -243,27 +245,44 @@ def _table_items(data: bytes) -> Iterator[Tuple[bytes, bytes]]:
         yield from _block_entries(_read_block(data, _handle(value)[0]))
 
 
-def _parse_entry(value: bytes) -> Dict[str, object]:
-    entry: Dict[str, object] = {"dtype": 0, "shape": [], "shard_id": 0, "offset": 0, "size": 0, "crc32c": None,
-                                "sliced": False}
+@dataclass
+class _Entry:
+    """The fields of a ``BundleEntryProto`` this reader uses."""
+
+    dtype: int = 0
+    shape: Tuple[int, ...] = ()
+    shard_id: int = 0
+    offset: int = 0
+    size: int = 0
+    crc32c: Optional[int] = None
+    sliced: bool = False
+
+
+def _parse_entry(value: bytes) -> _Entry:
+    entry = _Entry()
     for field, _, v in _proto_fields(value):
-        if field == 1:
-            entry["dtype"] = v
-        elif field == 2:
-            dims = []
-            for f2, _, dim in _proto_fields(v):  # type: ignore[arg-type]
-                if f2 == 2:
-                    size = next((int(x) for f3, _, x in _proto_fields(dim) if f3 == 1), 0)  # type: ignore
-                    dims.append(size - (1 << 64) if size >= 1 << 63 else size)
-                elif f2 == 3 and v:
-                    raise _Corrupt("tensor of unknown rank")
-            entry["shape"] = dims
-        elif field in (3, 4, 5):
-            entry[{3: "shard_id", 4: "offset", 5: "size"}[field]] = v
+        if isinstance(v, bytes):
+            if field == 2:  # TensorShapeProto: repeated Dim dim = 2 {int64 size = 1}; bool unknown_rank = 3
+                dims = []
+                for f2, _, dim in _proto_fields(v):
+                    if f2 == 2 and isinstance(dim, bytes):
+                        size = next((x for f3, _, x in _proto_fields(dim) if f3 == 1 and isinstance(x, int)), 0)
+                        dims.append(size - (1 << 64) if size >= 1 << 63 else size)
+                    elif f2 == 3 and dim:
+                        raise _Corrupt("tensor of unknown rank")
+                entry.shape = tuple(dims)
+            elif field == 7:
+                entry.sliced = True
+        elif field == 1:
+            entry.dtype = v
+        elif field == 3:
+            entry.shard_id = v
+        elif field == 4:
+            entry.offset = v
+        elif field == 5:
+            entry.size = v
         elif field == 6:
-            entry["crc32c"] = v
-        elif field == 7:
-            entry["sliced"] = True
+            entry.crc32c = v
     return entry
 
 
@@ -329,14 +348,12 @@ def load_tf_checkpoint(prefix: PathLike, names: Optional[List[str]] = None) -> D
         raise ValueError(f"cannot read TensorFlow checkpoint index {index_path!r}: {e.strerror or e}") from None
     try:
         header: Dict[str, int] = {"num_shards": 1, "endianness": 0}
-        entries: Dict[str, Dict[str, object]] = {}
+        entries: Dict[str, _Entry] = {}
         for key, value in _table_items(index):
             if key == b"":
                 for field, _, v in _proto_fields(value):
-                    if field == 1:
-                        header["num_shards"] = int(v)  # type: ignore[arg-type]
-                    elif field == 2:
-                        header["endianness"] = int(v)  # type: ignore[arg-type]
+                    if field in (1, 2) and isinstance(v, int):
+                        header["num_shards" if field == 1 else "endianness"] = v
             else:
                 entries[key.decode("utf-8", "replace")] = _parse_entry(value)
     except _Corrupt as e:
@@ -348,16 +365,15 @@ def load_tf_checkpoint(prefix: PathLike, names: Optional[List[str]] = None) -> D
     shards: Dict[int, bytes] = {}
     result = {}
     for name in wanted:
-        e = entries[name]
+        entry = entries[name]
         where = f"variable {name!r} of checkpoint {base!r}"
-        if e["sliced"]:
+        if entry.sliced:
             raise ValueError(f"{where} is a partitioned (sliced) variable; not supported")
-        code = int(e["dtype"])  # type: ignore[call-overload]
+        code = entry.dtype
         if code not in _DTYPES:
             raise ValueError(f"{where} has dtype {_DTYPE_NAMES.get(code, code)}, which this reader does not decode")
         dtype = np.dtype(_DTYPES[code]).newbyteorder(">" if header["endianness"] == 1 else "<")
-        shape = tuple(e["shape"])  # type: ignore[arg-type]
-        shard_id, offset, size = int(e["shard_id"]), int(e["offset"]), int(e["size"])  # type: ignore
+        shape, shard_id, offset, size = entry.shape, entry.shard_id, entry.offset, entry.size
         count = int(np.prod(shape, dtype=np.int64))
         if min(shape, default=0) < 0 or count * dtype.itemsize != size or not 0 <= shard_id < header["num_shards"]:
             raise ValueError(f"{where}: inconsistent index entry (shape {shape}, {dtype}, {size} bytes, "
@@ -374,7 +390,7 @@ def load_tf_checkpoint(prefix: PathLike, names: Optional[List[str]] = None) -> D
             raise ValueError(f"{shard_path!r} is truncated: {where} needs bytes {offset}..{offset + size}, "
                              f"the file has {len(blob)}")
         raw = memoryview(blob)[offset:offset + size]
-        if e["crc32c"] is not None and crc32c(raw) != _unmask(int(e["crc32c"])):  # type: ignore[call-overload]
+        if entry.crc32c is not None and crc32c(raw) != _unmask(entry.crc32c):
             raise ValueError(f"{shard_path!r} is corrupted: checksum mismatch for {where}")
         result[name] = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(shape)
     return result

@@ -147,7 +147,7 @@ def _torch_layer(cell: Any) -> Tuple[str, int, int, Dict[str, np.ndarray], Dict[
     if not isinstance(cell, _ref._LayerCell) or not cell.built:
         raise ValueError(f"to_torch: expected built fastrnn layer cells, got {cell!r}")
     act = getattr(cell.activation, "__name__", "")
-    w, n, d = cell.weights, cell.num_units, cell.input_depth
+    w, n, d = cell.weights, cell.num_units, int(cell.input_depth or 0)
     if isinstance(cell, _ref._LSTMBase):
         if cell._use_peepholes or cell._cell_clip is not None or cell._proj_clip is not None or act != "tanh":
             raise ValueError("to_torch: torch.nn.LSTM has no peepholes, cell_clip, proj_clip or other activation "
