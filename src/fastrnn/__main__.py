@@ -32,7 +32,8 @@ def _arr(a: np.ndarray) -> str:
     return np.array2string(a, precision=4, suppress_small=True, max_line_width=100)
 
 
-def tutorial(out: Any = sys.stdout) -> None:
+def tutorial(out: Any = None) -> None:
+    out = out or sys.stdout  # looked up per call, so redirected/captured stdout works
     p = lambda *a: print(*a, file=out)  # noqa: E731
     p("fastrnn tutorial: inputs X (batch 4, time 2, depth 3), sequence_length [2, 1, 2, 2]\n")
     cells = [("BasicRNNCell(5)", fr.BasicRNNCell(5, seed=42)),
@@ -62,6 +63,8 @@ def tutorial(out: Any = sys.stdout) -> None:
         same = np.array_equal(last, final_h)
         p(f"  outputs[b, len[b]-1] == final h for every row: {same}; "
           f"outputs[:, -1] == final h: {np.array_equal(outputs[:, -1], final_h)} (row 1 is padding there)\n")
+    p("Next: examples/ in the source tree (static vs dynamic, bidirectional, chunked sequences, a regression")
+    p("head, a TF1 checkpoint); fastrnn.interop loads TF1 checkpoints (no TensorFlow), PyTorch and Keras weights.")
 
 
 def _median_ms(fn: Callable[[], Any], repeat: int, budget_s: float = 3.0) -> float:
@@ -83,7 +86,8 @@ def _make(module: Any, kind: str, units: int) -> Any:
     return module.BasicRNNCell(units, seed=0)
 
 
-def timing(args: argparse.Namespace, out: Any = sys.stdout) -> None:
+def timing(args: argparse.Namespace, out: Any = None) -> None:
+    out = out or sys.stdout
     dtype = np.dtype(args.dtype)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch, args.time, args.units)).astype(dtype)
@@ -99,6 +103,7 @@ def timing(args: argparse.Namespace, out: Any = sys.stdout) -> None:
         candidates.append(("PyTorch " + torch_fn[0], torch_fn[1]))
     print(f"\ntiming dynamic_rnn: {args.cell.upper()} batch {args.batch}, time {args.time}, "
           f"units {args.units} (depth = units), {dtype} -- median of up to {args.repeat} runs", file=out)
+    print(f"  threads: {_limit_threads(args.threads)}", file=out)
     for i, (name, fn) in enumerate(candidates):
         print(f"  [{i + 1}/{len(candidates)}] timing {name} ...", end="\r", file=sys.stderr, flush=True)
         rows.append((name, _median_ms(fn, args.repeat)))
@@ -110,6 +115,26 @@ def timing(args: argparse.Namespace, out: Any = sys.stdout) -> None:
     np.testing.assert_allclose(fr.dynamic_rnn(fast, x)[0], ref.dynamic_rnn(slow, x)[0],
                                rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-5)
     print("  (compiled outputs checked against the reference)", file=out)
+
+
+def _limit_threads(threads: int) -> str:
+    """Apply ``--threads`` to the thread pools there are, and say which.
+
+    fastrnn's recurrent kernels run each call on the calling thread; the input
+    projection GEMM (fastrnn) and every product of the NumPy reference go
+    through the BLAS of NumPy/SciPy, whose pools threadpoolctl can limit at run
+    time (the OPENBLAS/OMP_NUM_THREADS variables only work before NumPy loads).
+    PyTorch's intra-op pool is set with ``torch.set_num_threads``.
+    """
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        blas = "not limited (install threadpoolctl, or set OPENBLAS_NUM_THREADS before starting Python)"
+    else:
+        threadpool_limits(threads)
+        blas = str(threads)
+    return f"{threads} (PyTorch intra-op: {threads}; NumPy/SciPy BLAS: {blas}; fastrnn's recurrent kernels: " \
+           "the calling thread)"
 
 
 def _torch_runner(args: argparse.Namespace, x: np.ndarray) -> Any:
@@ -137,7 +162,10 @@ def main(argv: Any = None) -> int:
     parser.add_argument("--time", type=int, default=100, help="time steps to time (100)")
     parser.add_argument("--units", type=int, default=256, help="num_units, also the input depth (256)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(float32)")
-    parser.add_argument("--threads", type=int, default=2, help="threads for peers that take a setting (2)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for the timing: PyTorch's intra-op pool and, with threadpoolctl installed, "
+                             "the NumPy/SciPy BLAS pools (fastrnn's input-projection GEMM, the reference); "
+                             "fastrnn's recurrent kernels run on the calling thread (2)")
     parser.add_argument("--repeat", type=int, default=20, help="timed runs per implementation (20)")
     parser.add_argument("--no-timing", action="store_true", help="only the tutorial example")
     args = parser.parse_args(argv)

@@ -321,6 +321,19 @@ class GRUCell(_LayerCell):
     ``r, u = sigmoid([x, h] @ gates/kernel + gates/bias)``;
     ``h' = u * h + (1 - u) * act([x, r * h] @ candidate/kernel + candidate/bias)``.
 
+    With ``reset_after=True`` it is the Keras-2 / PyTorch / cuDNN variant, which
+    applies the reset gate *after* the recurrent product and so needs a separate
+    recurrent candidate bias.  Writing ``Wc = candidate/kernel`` (rows: the
+    ``depth`` input rows ``Wc_x``, then the ``num_units`` recurrent rows ``Wc_h``)::
+
+        r, u = sigmoid([x, h] @ gates/kernel + gates/bias)
+        c    = act(x @ Wc_x + candidate/bias + r * (h @ Wc_h + candidate/recurrent_bias))
+        h'   = u * h + (1 - u) * c
+
+    ``u`` is Keras's ``z`` and PyTorch's ``z`` (``h' = (1 - z) * n + z * h``).
+    The gate biases of Keras/PyTorch (input + recurrent) only ever appear summed,
+    so ``gates/bias`` holds their sum.
+
     Parameters
     ----------
     num_units : int
@@ -334,21 +347,39 @@ class GRUCell(_LayerCell):
         Variable scope (default ``"gru_cell"``).
     dtype, seed
         As for :class:`BasicRNNCell`.
+    reset_after : bool
+        False (default): TF1's GRU.  True: the reset-after variant above.
+
+    Weights: ``gates/kernel [depth + num_units, 2 * num_units]`` (columns r, u),
+    ``gates/bias [2 * num_units]``, ``candidate/kernel [depth + num_units, num_units]``,
+    ``candidate/bias [num_units]``, and with ``reset_after=True`` also
+    ``candidate/recurrent_bias [num_units]`` (initialized to zeros).
     """
 
     _scope = "gru_cell"
     _kernel_name = "gates/kernel"
 
     def __init__(self, num_units, activation=None, reuse=None, kernel_initializer=None, bias_initializer=None,
-                 name=None, dtype=None, seed=None):
+                 name=None, dtype=None, seed=None, reset_after=False):
         super().__init__(num_units, activation, reuse, name, dtype, seed)
         self._kernel_initializer = kernel_initializer
         self._bias_initializer = bias_initializer
+        if not isinstance(reset_after, (bool, np.bool_)):
+            raise TypeError(f"reset_after: expected True or False, got {reset_after!r}")
+        self._reset_after = bool(reset_after)
+
+    @property
+    def reset_after(self) -> bool:
+        """True for the Keras-2 / PyTorch variant (reset gate after the recurrent product)."""
+        return self._reset_after
 
     def _weight_specs(self, depth):
         n = self._num_units
-        return [("gates/kernel", (depth + n, 2 * n), "glorot"), ("gates/bias", (2 * n,), "ones"),
-                ("candidate/kernel", (depth + n, n), "glorot"), ("candidate/bias", (n,), "zeros")]
+        specs = [("gates/kernel", (depth + n, 2 * n), "glorot"), ("gates/bias", (2 * n,), "ones"),
+                 ("candidate/kernel", (depth + n, n), "glorot"), ("candidate/bias", (n,), "zeros")]
+        if self._reset_after:
+            specs.append(("candidate/recurrent_bias", (n,), "zeros"))
+        return specs
 
     def _initializer_for(self, name, init):
         return self._kernel_initializer if name.endswith("kernel") else self._bias_initializer
@@ -357,7 +388,13 @@ class GRUCell(_LayerCell):
         w, n = self._weights, self._num_units
         ru = sigmoid(np.concatenate([x, h], axis=1) @ w["gates/kernel"] + w["gates/bias"])
         r, u = ru[:, :n], ru[:, n:]
-        cand = self._activation(np.concatenate([x, r * h], axis=1) @ w["candidate/kernel"] + w["candidate/bias"])
+        if self._reset_after:
+            wc, depth = w["candidate/kernel"], x.shape[1]
+            rec = h @ wc[depth:] + w["candidate/recurrent_bias"]
+            cand = self._activation(x @ wc[:depth] + w["candidate/bias"] + r * rec)
+        else:
+            cand = self._activation(np.concatenate([x, r * h], axis=1) @ w["candidate/kernel"]
+                                    + w["candidate/bias"])
         new_h = u * h + (1 - u) * cand
         return new_h, new_h
 

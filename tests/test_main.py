@@ -1,0 +1,57 @@
+"""``python -m fastrnn``: the main job runs, explains itself and has a --help.
+
+One real subprocess run with small sizes (the way users start it); the other
+option combinations call ``main()`` in-process, which is the same code and
+avoids paying the interpreter + torch start-up each time.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from fastrnn.__main__ import main
+
+
+def test_subprocess_small_run():
+    res = subprocess.run([sys.executable, "-m", "fastrnn", "--batch", "3", "--time", "4", "--units", "8",
+                          "--repeat", "3", "--threads", "1"], capture_output=True, text=True, timeout=120, cwd="/")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    for text in ("BasicRNNCell(5)", "BasicLSTMCell(5)", "MultiRNNCell", "shape (4, 2, 5)", "LSTMStateTuple",
+                 "final h for every row: True", "fastrnn.interop", "LSTM batch 3, time 4, units 8",
+                 "threads: 1", "fastrnn (compiled)", "fastrnn.reference (NumPy)", "checked against the reference"):
+        assert text in out, text
+    assert "timing fastrnn (compiled)" in res.stderr  # the progress line
+
+
+def test_help_lists_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m fastrnn")
+    for opt in ("--cell", "--batch", "--time", "--units", "--dtype", "--threads", "--repeat", "--no-timing"):
+        assert opt in out
+
+
+def test_tutorial_only(capsys):
+    assert main(["--no-timing"]) == 0
+    out = capsys.readouterr().out
+    assert "LSTMStateTuple" in out and "timing" not in out
+
+
+@pytest.mark.parametrize("cell, dtype", [("gru", "float64"), ("rnn", "float32")])
+def test_other_cells(cell, dtype, capsys):
+    assert main(["--cell", cell, "--dtype", dtype, "--batch", "2", "--time", "3", "--units", "4", "--repeat", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"{cell.upper()} batch 2, time 3, units 4" in out and dtype in out
+
+
+@pytest.mark.parametrize("args", [["--batch", "0"], ["--cell", "tcn"], ["--dtype", "int8"], ["--threads", "-1"]])
+def test_bad_options(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--no-timing"])
+    assert e.value.code == 2
+    assert "usage: python -m fastrnn" in capsys.readouterr().err
