@@ -88,6 +88,11 @@ typedef struct fr_layer {
     /* GRU only: candidate/kernel [depth+units, units], candidate/bias [units]; else NULL */
     const void *cand_kernel;
     const void *cand_bias;
+    /* GRU only: candidate/recurrent_bias [units] selects the reset-after variant
+     * (Keras 2 reset_after=True, PyTorch, cuDNN):
+     *   cand = act(x.Wc_x + cand_bias + r * (h.Wc_h + cand_recurrent_bias));
+     * NULL: TF1's GRUCell, cand = act(x.Wc_x + (r*h).Wc_h + cand_bias). */
+    const void *cand_recurrent_bias;
     /* LSTM peepholes [units] each: all three or none (NULL) */
     const void *w_i_diag;
     const void *w_f_diag;

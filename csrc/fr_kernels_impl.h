@@ -18,7 +18,8 @@
  *         m  = clip(m.P, +-proj_clip)                      if projected (clip if has_proj_clip)
  *         state (c', m), output m
  *   GRU : [r|u] = sig(x.Wg_x + h.Wg_h + gates_bias)
- *         cand  = act(x.Wc_x + (r*h).Wc_h + cand_bias)
+ *         cand  = act(x.Wc_x + (r*h).Wc_h + cand_bias)         TF1 (reset before)
+ *         cand  = act(x.Wc_x + cand_bias + r*(h.Wc_h + rbias)) reset_after
  *         h'    = u*h + (1-u)*cand, output h'
  * sig and tanh: branch-free float32 versions, libm for float64 (fr_mathf.h).
  *
@@ -358,8 +359,14 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
                 }
             } else { /* FR_CELL_GRU */
                 const FR_T *cb = (const FR_T *)L->cand_bias + u0;
+                const FR_T *crb = L->cand_recurrent_bias ? (const FR_T *)L->cand_recurrent_bias + u0 : NULL;
 
-                /* r, u = sigmoid(...) in place in the gates row; rh = r .* h */
+                /* reset-after: cand[0:nact, [u0,u1)] = h . Wc_h, before the reset gate
+                 * (from the same h as the gates: no barrier in between) */
+                if (crb)
+                    FR_FN(fr_product)(blas, &mats[FR_MAT_HC], 0, nact, u0, u1, h, P, cand, U);
+
+                /* r, u = sigmoid(...) in place in the gates row; TF1: rh = r .* h */
                 for (p = 0; p < nact; ++p) {
                     const ptrdiff_t row = FR_ROW(p);
                     FR_T *restrict gr = gates + p * GU + u0;
@@ -370,13 +377,20 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
                     FR_FN(fr_vadd2)(gu, xproj + row * GX + U + u0, bias + U + u0, nu);
                     FR_FN(fr_vsigmoid)(gr, nu);
                     FR_FN(fr_vsigmoid)(gu, nu);
-                    for (j = 0; j < nu; ++j)
-                        rr[j] = gr[j] * hr[j];
+                    if (crb) { /* cand = r * (h.Wc_h + recurrent bias), the product's part */
+                        FR_T *restrict cr = cand + p * U + u0;
+                        for (j = 0; j < nu; ++j)
+                            cr[j] = gr[j] * (cr[j] + crb[j]);
+                    } else {
+                        for (j = 0; j < nu; ++j)
+                            rr[j] = gr[j] * hr[j];
+                    }
                 }
-                fr_barrier_wait(&job->rec);
-
-                /* cand[0:nact, [u0,u1)] = rh[0:nact, :] . Wc_h */
-                FR_FN(fr_product)(blas, &mats[FR_MAT_HC], 0, nact, u0, u1, rh, U, cand, U);
+                if (!crb) {
+                    /* TF1: cand[0:nact, [u0,u1)] = rh[0:nact, :] . Wc_h needs every unit of rh */
+                    fr_barrier_wait(&job->rec);
+                    FR_FN(fr_product)(blas, &mats[FR_MAT_HC], 0, nact, u0, u1, rh, U, cand, U);
+                }
 
                 for (p = 0; p < nact; ++p) {
                     const ptrdiff_t row = FR_ROW(p);

@@ -20,6 +20,7 @@ CONFIGS = {
     "rnn_linear": {"type": "BasicRNNCell", "num_units": 3, "kwargs": {"activation": "linear"}},
     "gru_tanh": {"type": "GRUCell", "num_units": 5},
     "gru_relu": {"type": "GRUCell", "num_units": 4, "kwargs": {"activation": "relu"}},
+    "gru_reset_after": {"type": "GRUCell", "num_units": 5, "kwargs": {"reset_after": True}},
     "basic_lstm": {"type": "BasicLSTMCell", "num_units": 5},
     "basic_lstm_fb_flat": {"type": "BasicLSTMCell", "num_units": 4,
                            "kwargs": {"forget_bias": 0.3, "state_is_tuple": False}},

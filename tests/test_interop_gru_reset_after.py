@@ -1,8 +1,8 @@
 """GRUCell(reset_after=True): the Keras-2 / PyTorch / cuDNN GRU.
 
-The public cell runs it through the generic NumPy loop for now (no kernel yet);
-these tests pin its equations (against a hand-written step and against PyTorch
-when installed) and its agreement with the reference on every driver.
+The public cell runs it on the C kernels (the candidate's recurrent product comes
+before the reset gate); these tests pin its equations (against a hand-written step
+and against PyTorch when installed) and the kernels' agreement with the reference.
 """
 from __future__ import annotations
 
@@ -86,3 +86,12 @@ def test_matches_torch_gru(rng):
     with torch.no_grad():
         want, _ = net(torch.from_numpy(x))
     assert_close(ref.dynamic_rnn(cell, x)[0], want.numpy(), np.float64, "torch GRU")
+
+
+def test_reset_after_runs_on_the_kernels(monkeypatch, rng):
+    from fastrnn import _kernels
+    calls = []
+    real = _kernels.layer_forward
+    monkeypatch.setattr(_kernels, "layer_forward", lambda spec, *a: calls.append(spec) or real(spec, *a))
+    fastrnn.dynamic_rnn(fastrnn.GRUCell(5, reset_after=True), rng.standard_normal((2, 3, 4)))
+    assert len(calls) == 1 and calls[0]["cand_recurrent_bias"] is not None

@@ -19,6 +19,8 @@ def layer_specs(draw):
     kind = draw(st.sampled_from(["BasicRNNCell", "GRUCell", "BasicLSTMCell", "LSTMCell"]))
     units = draw(st.integers(1, 12))
     kw = {"activation": draw(ACTS)}
+    if kind == "GRUCell":
+        kw["reset_after"] = draw(st.booleans())
     if kind in ("BasicLSTMCell", "LSTMCell"):
         kw["forget_bias"] = draw(st.sampled_from([0.0, 1.0, -0.5]))
         kw["state_is_tuple"] = draw(st.booleans())

@@ -40,14 +40,12 @@ def _layer_spec(cell: Any) -> Optional[Dict[str, Any]]:
     act = kernel_code(getattr(cell, "_activation", None))
     if kind is None or act is None or not cell.built:
         return None
-    if kind == GRU and cell.reset_after:
-        return None  # no kernel for the reset-after GRU yet: the generic NumPy loop runs it
     w = cell._weights
     spec = {"cell": kind, "dtype": 0 if cell.dtype == np.float32 else 1, "activation": act,
             "depth": cell.input_depth, "units": cell.num_units, "proj": cell.output_size}
     if kind == GRU:
         spec.update(kernel=w["gates/kernel"], bias=w["gates/bias"], cand_kernel=w["candidate/kernel"],
-                    cand_bias=w["candidate/bias"])
+                    cand_bias=w["candidate/bias"], cand_recurrent_bias=w.get("candidate/recurrent_bias"))
     else:
         spec.update(kernel=w["kernel"], bias=w["bias"])
     if kind == LSTM:

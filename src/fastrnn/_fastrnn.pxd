@@ -41,6 +41,7 @@ cdef extern from "fastrnn.h" nogil:
         const void *bias
         const void *cand_kernel
         const void *cand_bias
+        const void *cand_recurrent_bias
         const void *w_i_diag
         const void *w_f_diag
         const void *w_o_diag

@@ -32,7 +32,7 @@ _portable_blas.products = c.FR_PRODUCTS_TABLE
 cdef c.fr_blas *_blas = &_packed_blas
 
 cdef enum:
-    MAX_BUFFERS = 16
+    MAX_BUFFERS = 24
 
 
 cdef void *_capsule_pointer(object capsule) except NULL:
@@ -166,7 +166,7 @@ def layer_forward(dict layer, x, lengths, h0, c0, bint time_major, bint reverse,
 
     ``layer`` holds ``cell``, ``dtype`` (0 float32, 1 float64), ``activation``, ``depth``,
     ``units``, ``proj``, the weight arrays (``kernel``, ``bias``, ``cand_kernel``,
-    ``cand_bias``, ``w_i_diag``, ``w_f_diag``, ``w_o_diag``, ``proj_kernel``; absent ones
+    ``cand_bias``, ``cand_recurrent_bias``, ``w_i_diag``, ``w_f_diag``, ``w_o_diag``, ``proj_kernel``; absent ones
     None), ``forget_bias``, ``cell_clip`` and ``proj_clip`` (None or a float).
     """
     cdef c.fr_layer L
@@ -190,6 +190,8 @@ def layer_forward(dict layer, x, lengths, h0, c0, bint time_major, bint reverse,
     L.bias = bufs.get(layer["bias"], gates * units, False, "bias")
     L.cand_kernel = bufs.get(layer.get("cand_kernel"), (depth + units) * units, False, "cand_kernel", not gru)
     L.cand_bias = bufs.get(layer.get("cand_bias"), units, False, "cand_bias", not gru)
+    L.cand_recurrent_bias = bufs.get(layer.get("cand_recurrent_bias"), units, False, "cand_recurrent_bias",
+                                     True)
     L.w_i_diag = bufs.get(layer.get("w_i_diag"), units, False, "w_i_diag", True)
     L.w_f_diag = bufs.get(layer.get("w_f_diag"), units, False, "w_f_diag", True)
     L.w_o_diag = bufs.get(layer.get("w_o_diag"), units, False, "w_o_diag", True)
