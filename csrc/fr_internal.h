@@ -105,14 +105,28 @@ void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthrea
 
 /* fr_set_num_threads / fr_get_num_threads: see fastrnn.h (at most FR_MAX_THREADS). */
 
-/* Sense-counting spin barrier for the threads of one job. */
-typedef struct fr_barrier {
-    int n;
-    int count;      /* atomic */
-    unsigned phase; /* atomic */
-} fr_barrier;
-void fr_barrier_init(fr_barrier *b, int n);
-void fr_barrier_wait(fr_barrier *b);
+/* Phased work queue: the threads of a job run the same sequence of phases; a
+ * phase is `nchunks` independent chunks, and it ends (for every thread) when all
+ * of them have run.  Chunks are split by owner (thread o owns the o-th share, so
+ * the same data stays in the same core's cache from phase to phase), but a thread
+ * that finishes its share takes the others' unclaimed chunks: a thread that is
+ * late or descheduled holds up only a chunk it is running, never the rest. */
+#define FR_QPAD 8 /* long longs per counter: one cache line each */
+typedef struct fr_queue {
+    int nowners;
+    long long done;                           /* atomic: chunks run, whole job */
+    long long next[FR_MAX_THREADS * FR_QPAD]; /* atomic: per-owner ticket counters */
+} fr_queue;
+typedef struct fr_cursor { /* one thread's view; every thread keeps its own */
+    long long held[FR_MAX_THREADS];
+    long long base[FR_MAX_THREADS];
+    long long total;
+} fr_cursor;
+typedef void (*fr_chunk_fn)(void *ctx, ptrdiff_t chunk, int tid);
+void fr_queue_init(fr_queue *q, int nowners);
+void fr_cursor_init(fr_cursor *cur, int nowners);
+void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_chunk_fn fn,
+                    void *ctx);
 
 /* CPU feature checks (x86 only; 0 elsewhere). */
 int fr_cpu_has_avx2(void);

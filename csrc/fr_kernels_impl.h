@@ -107,20 +107,6 @@ typedef struct {
     ptrdiff_t bstride; /* packed elements per block */
 } FR_FN(fr_mat);
 
-/* Pack panels [q0, q1) (of every block) of a matrix: the threads of a job split them. */
-static void FR_FN(fr_pack_part)(const FR_FN(fr_mat) *m, int tid, int nthreads)
-{
-    const ptrdiff_t np = (m->N + FR_PG_NR - 1) / FR_PG_NR;
-    const ptrdiff_t q0 = np * tid / nthreads, q1 = np * (tid + 1) / nthreads;
-    ptrdiff_t g;
-    if (m->N == 0 || q0 >= q1)
-        return;
-    for (g = 0; g < m->blocks; ++g)
-        FR_FN(fr_pack_b)(m->K, (q1 * FR_PG_NR < m->N ? q1 * FR_PG_NR : m->N) - q0 * FR_PG_NR,
-                         m->w + g * m->N + q0 * FR_PG_NR, m->ld,
-                         m->packed + g * m->bstride + q0 * FR_PG_NR * m->K);
-}
-
 /* C[r0:r1, g*N + n0 : g*N + n1] = A[r0:r1, :] . M[:, same] for every block g: the one
  * interface every product of the layer goes through (input projection: all columns,
  * a row range per thread; step products: all active rows, a column range per thread).
@@ -151,280 +137,366 @@ typedef struct {
     const fr_blas *blas;
     char *base;
     FR_FN(fr_mat) mats[FR_NMATS];
-    int rec_panels;    /* panels of units: at most this many threads share the recurrence */
-    int rec_threads;   /* threads that share the recurrence (by unit ranges) */
-    fr_barrier all;    /* every thread of the job */
-    fr_barrier rec;    /* the recurrence's threads */
+    fr_queue queue;
 } FR_FN(fr_job);
 
-/* [lo, hi) of n items in panels of FR_PG_NR, share `tid` of `nt` (lo a panel multiple). */
-static void FR_FN(fr_panel_share)(ptrdiff_t n, int tid, int nt, ptrdiff_t *lo, ptrdiff_t *hi)
-{
-    const ptrdiff_t np = (n + FR_PG_NR - 1) / FR_PG_NR;
-    *lo = np * tid / nt * FR_PG_NR;
-    *hi = np * (tid + 1) / nt * FR_PG_NR;
-    if (*hi > n)
-        *hi = n;
-    if (*lo > n)
-        *lo = n;
-}
+/* One thread's view of the current phase (every thread keeps its own copy, with
+ * the same values: they all run the same phase sequence). */
+typedef struct {
+    FR_FN(fr_job) *job;
+    ptrdiff_t t, nact;  /* the step, and its active rows (a prefix in sorted order) */
+    const FR_T *h;      /* recurrent state read by step t: hbuf[t % 2] */
+    FR_T *hn;           /* ... and written by it: hbuf[(t + 1) % 2] */
+} FR_FN(fr_ctx);
 
-/* Called once the job's thread count is known, before any thread starts. */
-static void FR_FN(fr_forward_prepare)(void *arg, int nthreads)
-{
-    FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
-    job->rec_threads = job->rec_panels < nthreads ? job->rec_panels : nthreads;
-    if (job->rec_threads < 1)
-        job->rec_threads = 1;
-    fr_barrier_init(&job->all, nthreads);
-    fr_barrier_init(&job->rec, job->rec_threads);
-}
+#define FR_LAYOUT(job)                                                                        \
+    const fr_layer *L = (job)->L;                                                             \
+    const fr_seq *S = (job)->S;                                                               \
+    const fr_plan *pl = (job)->pl;                                                            \
+    char *base = (job)->base;                                                                 \
+    const ptrdiff_t B = S->batch, T = S->time;                                                \
+    const ptrdiff_t U = L->units, P = L->proj;                                                \
+    const ptrdiff_t GU = pl->G * L->units, GX = pl->GX;                                       \
+    ptrdiff_t *perm = (ptrdiff_t *)(void *)(base + pl->off_perm);                             \
+    ptrdiff_t *slen = (ptrdiff_t *)(void *)(base + pl->off_slen);                             \
+    FR_T *xproj = (FR_T *)(void *)(base + pl->off_xproj);                                     \
+    FR_T *c = (FR_T *)(void *)(base + pl->off_c);                                             \
+    FR_T *gates = (FR_T *)(void *)(base + pl->off_gates);                                     \
+    FR_T *mbuf = (FR_T *)(void *)(base + pl->off_mbuf);                                       \
+    FR_T *rh = (FR_T *)(void *)(base + pl->off_rh);                                           \
+    FR_T *cand = (FR_T *)(void *)(base + pl->off_cand);                                       \
+    FR_T *out = (FR_T *)S->out;                                                               \
+    const int time_major = S->time_major != 0, reverse = S->reverse != 0
 
-static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
-{
-    FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
-    const fr_layer *L = job->L;
-    const fr_seq *S = job->S;
-    const fr_plan *pl = job->pl;
-    const fr_blas *blas = job->blas;
-    char *base = job->base;
-    const FR_FN(fr_mat) *mats = job->mats;
-    const ptrdiff_t B = S->batch, T = S->time;
-    const ptrdiff_t D = L->depth, U = L->units, P = L->proj;
-    const ptrdiff_t GU = pl->G * L->units, GX = pl->GX;
-    const int cell = L->cell, act = L->activation;
-    const int time_major = S->time_major != 0, reverse = S->reverse != 0;
-    const int64_t *lengths = S->lengths;
-
-    const FR_T *x = (const FR_T *)S->x;
-    FR_T *out = (FR_T *)S->out;
-    const FR_T *bias = (const FR_T *)L->bias;
-
-    ptrdiff_t *perm = (ptrdiff_t *)(void *)(base + pl->off_perm);
-    ptrdiff_t *slen = (ptrdiff_t *)(void *)(base + pl->off_slen);
-    ptrdiff_t *count = (ptrdiff_t *)(void *)(base + pl->off_count);
-    FR_T *xproj = (FR_T *)(void *)(base + pl->off_xproj);
-    FR_T *hbuf[2];
-    FR_T *c = (FR_T *)(void *)(base + pl->off_c);
-    FR_T *gates = (FR_T *)(void *)(base + pl->off_gates);
-    FR_T *mbuf = (FR_T *)(void *)(base + pl->off_mbuf);
-    FR_T *rh = (FR_T *)(void *)(base + pl->off_rh);
-    FR_T *cand = (FR_T *)(void *)(base + pl->off_cand);
-
-    ptrdiff_t b, p, t, l, j, nact, u0, u1, r0, r1;
-    int mi;
-
-    hbuf[0] = (FR_T *)(void *)(base + pl->off_h);
-    hbuf[1] = (FR_T *)(void *)(base + pl->off_h2);
-
-    /* 1. Thread 0: stable counting sort of the rows by length, descending, and the
-     *    initial state gathered into that order (hbuf[0]).  All: pack the weights. */
-    if (tid == 0) {
-        for (l = 0; l <= T; ++l)
-            count[l] = 0;
-        for (b = 0; b < B; ++b)
-            count[lengths ? (ptrdiff_t)lengths[b] : T] += 1;
-        {
-            ptrdiff_t pos = 0;
-            for (l = T; l >= 0; --l) {
-                const ptrdiff_t n = count[l];
-                count[l] = pos;
-                pos += n;
-            }
-        }
-        for (b = 0; b < B; ++b) {
-            const ptrdiff_t len = lengths ? (ptrdiff_t)lengths[b] : T;
-            p = count[len]++;
-            perm[p] = b;
-            slen[p] = len;
-        }
-        for (p = 0; p < B; ++p) {
-            memcpy(hbuf[0] + p * P, (const FR_T *)S->h0 + perm[p] * P, (size_t)P * sizeof(FR_T));
-            if (cell == FR_CELL_LSTM)
-                memcpy(c + p * U, (const FR_T *)S->c0 + perm[p] * U, (size_t)U * sizeof(FR_T));
-        }
-    }
-    if (blas == NULL || blas->products == FR_PRODUCTS_PACKED) {
-        for (mi = 0; mi < FR_NMATS; ++mi)
-            FR_FN(fr_pack_part)(&mats[mi], tid, nthreads);
-    }
-    fr_barrier_wait(&job->all);
-
-    /* 2. The input projection of all time steps, outside the recurrence: one GEMM,
-     *    its rows split between the threads. */
-    r0 = B * T * tid / nthreads;
-    r1 = B * T * (tid + 1) / nthreads;
-    FR_FN(fr_product)(blas, &mats[FR_MAT_X], r0, r1, 0, GU, x, D, xproj, GX);
-    if (cell == FR_CELL_GRU) /* candidate input kernel, columns [2U, 3U) */
-        FR_FN(fr_product)(blas, &mats[FR_MAT_XC], r0, r1, 0, U, x, D, xproj + GU, GX);
-    fr_barrier_wait(&job->all);
-
-    /* 3. The recurrence over the shrinking prefix of active rows.  Each of the
-     *    rec_threads threads owns the units [u0, u1) of every gate (and, for a
-     *    projection, the output columns [r0, r1)); h is double-buffered so that a
-     *    step reads hbuf[t % 2] whole while the threads write their parts of the
-     *    other; one barrier ends each step (plus one before a product that needs
-     *    every unit: GRU's (r*h).Wc_h, the projection).  FR_ROW(p) is the x/out
-     *    row of sorted row p at step t (reversed within its length). */
+/* x/out row of sorted row p at step t (reversed within its length) */
 #define FR_ROW(p) (time_major ? (reverse ? slen[p] - 1 - t : t) * B + perm[p] \
                               : perm[p] * T + (reverse ? slen[p] - 1 - t : t))
-    if (tid < job->rec_threads) {
-        const int nt = job->rec_threads;
-        const ptrdiff_t nu = (FR_FN(fr_panel_share)(U, tid, nt, &u0, &u1), u1 - u0);
-        FR_FN(fr_panel_share)(P, tid, nt, &r0, &r1);
-        nact = B;
-        for (t = 0; t < T; ++t) {
-            const FR_T *h = hbuf[t % 2];
-            FR_T *hn = hbuf[(t + 1) % 2];
-            while (nact > 0 && slen[nact - 1] <= t)
-                --nact;
-            if (nact == 0)
-                break;
 
-            /* gates[0:nact, g*U + [u0,u1)] = h[0:nact, :] . W_h, every gate g */
-            FR_FN(fr_product)(blas, &mats[FR_MAT_H], 0, nact, u0, u1, h, P, gates, GU);
+/* Phase "sort" (1 chunk): stable counting sort of the rows by length, descending,
+ * and the initial state gathered into that order (hbuf[0], c). */
+static void FR_FN(fr_chunk_sort)(void *arg, ptrdiff_t chunk, int tid)
+{
+    FR_FN(fr_job) *job = ((FR_FN(fr_ctx) *)arg)->job;
+    FR_LAYOUT(job);
+    ptrdiff_t *count = (ptrdiff_t *)(void *)(base + pl->off_count);
+    FR_T *h = (FR_T *)(void *)(base + pl->off_h);
+    ptrdiff_t b, l, p, pos = 0;
+    (void)chunk, (void)tid, (void)xproj, (void)gates, (void)mbuf, (void)rh, (void)cand, (void)out,
+        (void)time_major, (void)reverse, (void)GU, (void)GX;
+    for (l = 0; l <= T; ++l)
+        count[l] = 0;
+    for (b = 0; b < B; ++b)
+        count[S->lengths ? (ptrdiff_t)S->lengths[b] : T] += 1;
+    for (l = T; l >= 0; --l) {
+        const ptrdiff_t n = count[l];
+        count[l] = pos;
+        pos += n;
+    }
+    for (b = 0; b < B; ++b) {
+        const ptrdiff_t len = S->lengths ? (ptrdiff_t)S->lengths[b] : T;
+        p = count[len]++;
+        perm[p] = b;
+        slen[p] = len;
+    }
+    for (p = 0; p < B; ++p) {
+        memcpy(h + p * P, (const FR_T *)S->h0 + perm[p] * P, (size_t)P * sizeof(FR_T));
+        if (L->cell == FR_CELL_LSTM)
+            memcpy(c + p * U, (const FR_T *)S->c0 + perm[p] * U, (size_t)U * sizeof(FR_T));
+    }
+}
 
-            if (cell == FR_CELL_RNN) {
-                for (p = 0; p < nact; ++p) {
-                    const ptrdiff_t row = FR_ROW(p);
-                    FR_T *g = gates + p * GU + u0;
-                    FR_FN(fr_vadd2)(g, xproj + row * GX + u0, bias + u0, nu);
-                    FR_FN(fr_vact)(g, nu, act);
-                    memcpy(hn + p * P + u0, g, (size_t)nu * sizeof(FR_T));
-                    memcpy(out + row * P + u0, g, (size_t)nu * sizeof(FR_T));
-                }
-            } else if (cell == FR_CELL_LSTM) {
-                const FR_T fb = (FR_T)L->forget_bias;
-                const FR_T cclip = (FR_T)L->cell_clip;
-                const int has_cclip = L->has_cell_clip != 0;
-                const int has_proj = pl->has_proj;
-                const FR_T *wi = L->w_i_diag ? (const FR_T *)L->w_i_diag + u0 : NULL;
-                const FR_T *wf = L->w_f_diag ? (const FR_T *)L->w_f_diag + u0 : NULL;
-                const FR_T *wo = L->w_o_diag ? (const FR_T *)L->w_o_diag + u0 : NULL;
-                const int peep = wi != NULL;
+/* Phase "pack": chunk q packs panel q of the matrices taken in order. */
+static void FR_FN(fr_chunk_pack)(void *arg, ptrdiff_t chunk, int tid)
+{
+    FR_FN(fr_job) *job = ((FR_FN(fr_ctx) *)arg)->job;
+    int mi;
+    (void)tid;
+    for (mi = 0; mi < FR_NMATS; ++mi) {
+        const FR_FN(fr_mat) *m = &job->mats[mi];
+        const ptrdiff_t np = (m->N + FR_PG_NR - 1) / FR_PG_NR;
+        if (chunk < np) {
+            const ptrdiff_t j0 = chunk * FR_PG_NR, nr = m->N - j0 < FR_PG_NR ? m->N - j0 : FR_PG_NR;
+            ptrdiff_t g;
+            for (g = 0; g < m->blocks; ++g)
+                FR_FN(fr_pack_b)(m->K, nr, m->w + g * m->N + j0, m->ld, m->packed + g * m->bstride + j0 * m->K);
+            return;
+        }
+        chunk -= np;
+    }
+}
 
-                for (p = 0; p < nact; ++p) {
-                    const ptrdiff_t row = FR_ROW(p);
-                    FR_T *restrict gi = gates + p * GU + u0; /* gate blocks i | j | f | o */
-                    FR_T *restrict gj = gi + U;
-                    FR_T *restrict gf = gi + 2 * U;
-                    FR_T *restrict go = gi + 3 * U;
-                    const FR_T *xp = xproj + row * GX + u0;
-                    FR_T *restrict cr = c + p * U + u0;
-                    FR_T *restrict mr = has_proj ? mbuf + p * U + u0 : hn + p * P + u0;
-                    FR_FN(fr_vadd2)(gi, xp, bias + u0, nu);
-                    FR_FN(fr_vadd2)(gj, xp + U, bias + U + u0, nu);
-                    FR_FN(fr_vadd2)(gf, xp + 2 * U, bias + 2 * U + u0, nu);
-                    FR_FN(fr_vadd2)(go, xp + 3 * U, bias + 3 * U + u0, nu);
-                    if (peep) {
-                        for (j = 0; j < nu; ++j) {
-                            gi[j] += wi[j] * cr[j];
-                            gf[j] += wf[j] * cr[j];
-                        }
-                    }
-                    for (j = 0; j < nu; ++j)
-                        gf[j] += fb;
-                    FR_FN(fr_vsigmoid)(gi, nu);
-                    FR_FN(fr_vact)(gj, nu, act);
-                    FR_FN(fr_vsigmoid)(gf, nu);
-                    for (j = 0; j < nu; ++j)
-                        cr[j] = cr[j] * gf[j] + gi[j] * gj[j];
-                    if (has_cclip)
-                        FR_FN(fr_vclip)(cr, nu, cclip);
-                    if (peep) {
-                        for (j = 0; j < nu; ++j)
-                            go[j] += wo[j] * cr[j];
-                    }
-                    FR_FN(fr_vsigmoid)(go, nu);
-                    memcpy(gj, cr, (size_t)nu * sizeof(FR_T)); /* j is consumed: reuse it for act(c') */
-                    FR_FN(fr_vact)(gj, nu, act);
-                    for (j = 0; j < nu; ++j)
-                        mr[j] = go[j] * gj[j];
-                    if (!has_proj)
-                        memcpy(out + row * P + u0, mr, (size_t)nu * sizeof(FR_T));
-                }
+static ptrdiff_t FR_FN(fr_pack_chunks)(const FR_FN(fr_job) *job)
+{
+    ptrdiff_t n = 0;
+    int mi;
+    for (mi = 0; mi < FR_NMATS; ++mi)
+        n += (job->mats[mi].N + FR_PG_NR - 1) / FR_PG_NR;
+    return n;
+}
 
-                if (has_proj) {
-                    /* hn[0:nact, [r0,r1)] = mbuf[0:nact, :] . proj_kernel, clip, output */
-                    const int has_pclip = L->has_proj_clip != 0;
-                    const FR_T pclip = (FR_T)L->proj_clip;
-                    fr_barrier_wait(&job->rec);
-                    FR_FN(fr_product)(blas, &mats[FR_MAT_PROJ], 0, nact, r0, r1, mbuf, U, hn, P);
-                    for (p = 0; p < nact; ++p) {
-                        FR_T *hr = hn + p * P + r0;
-                        if (has_pclip)
-                            FR_FN(fr_vclip)(hr, r1 - r0, pclip);
-                        memcpy(out + FR_ROW(p) * P + r0, hr, (size_t)(r1 - r0) * sizeof(FR_T));
-                    }
-                }
-            } else { /* FR_CELL_GRU */
-                const FR_T *cb = (const FR_T *)L->cand_bias + u0;
-                const FR_T *crb = L->cand_recurrent_bias ? (const FR_T *)L->cand_recurrent_bias + u0 : NULL;
+/* Phase "input projection": chunk = a block of FR_PROJ_ROWS rows of x, all columns. */
+#define FR_PROJ_ROWS 64
+static void FR_FN(fr_chunk_xproj)(void *arg, ptrdiff_t chunk, int tid)
+{
+    FR_FN(fr_job) *job = ((FR_FN(fr_ctx) *)arg)->job;
+    const fr_layer *L = job->L;
+    const ptrdiff_t rows = job->S->batch * job->S->time, D = L->depth;
+    const ptrdiff_t r0 = chunk * FR_PROJ_ROWS, r1 = r0 + FR_PROJ_ROWS < rows ? r0 + FR_PROJ_ROWS : rows;
+    const FR_T *x = (const FR_T *)job->S->x;
+    FR_T *xproj = (FR_T *)(void *)(job->base + job->pl->off_xproj);
+    (void)tid;
+    FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_X], r0, r1, 0, job->pl->G * L->units, x, D, xproj,
+                      job->pl->GX);
+    if (L->cell == FR_CELL_GRU) /* candidate input kernel, columns [2U, 3U) */
+        FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_XC], r0, r1, 0, L->units, x, D,
+                          xproj + job->pl->G * L->units, job->pl->GX);
+}
 
-                /* reset-after: cand[0:nact, [u0,u1)] = h . Wc_h, before the reset gate
-                 * (from the same h as the gates: no barrier in between) */
-                if (crb)
-                    FR_FN(fr_product)(blas, &mats[FR_MAT_HC], 0, nact, u0, u1, h, P, cand, U);
+/* Phase A of step t, chunk = a panel of units [u0, u1) of every gate: the step's
+ * product for those columns, then the fused pointwise pass over those units for
+ * every active row.  (GRU: gates and r*h; a projected LSTM: m before projection.) */
+static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
+{
+    const FR_FN(fr_ctx) *cx = (const FR_FN(fr_ctx) *)arg;
+    FR_FN(fr_job) *job = cx->job;
+    FR_LAYOUT(job);
+    const fr_blas *blas = job->blas;
+    const FR_FN(fr_mat) *mats = job->mats;
+    const FR_T *bias = (const FR_T *)L->bias;
+    const int act = L->activation;
+    const ptrdiff_t t = cx->t, nact = cx->nact;
+    const FR_T *h = cx->h;
+    FR_T *hn = cx->hn;
+    const ptrdiff_t u0 = chunk * FR_PG_NR, u1 = u0 + FR_PG_NR < U ? u0 + FR_PG_NR : U, nu = u1 - u0;
+    ptrdiff_t p, j;
+    (void)tid, (void)mbuf, (void)rh, (void)cand, (void)c;
 
-                /* r, u = sigmoid(...) in place in the gates row; TF1: rh = r .* h */
-                for (p = 0; p < nact; ++p) {
-                    const ptrdiff_t row = FR_ROW(p);
-                    FR_T *restrict gr = gates + p * GU + u0;
-                    FR_T *restrict gu = gr + U;
-                    const FR_T *restrict hr = h + p * P + u0;
-                    FR_T *restrict rr = rh + p * U + u0;
-                    FR_FN(fr_vadd2)(gr, xproj + row * GX + u0, bias + u0, nu);
-                    FR_FN(fr_vadd2)(gu, xproj + row * GX + U + u0, bias + U + u0, nu);
-                    FR_FN(fr_vsigmoid)(gr, nu);
-                    FR_FN(fr_vsigmoid)(gu, nu);
-                    if (crb) { /* cand = r * (h.Wc_h + recurrent bias), the product's part */
-                        FR_T *restrict cr = cand + p * U + u0;
-                        for (j = 0; j < nu; ++j)
-                            cr[j] = gr[j] * (cr[j] + crb[j]);
-                    } else {
-                        for (j = 0; j < nu; ++j)
-                            rr[j] = gr[j] * hr[j];
-                    }
-                }
-                if (!crb) {
-                    /* TF1: cand[0:nact, [u0,u1)] = rh[0:nact, :] . Wc_h needs every unit of rh */
-                    fr_barrier_wait(&job->rec);
-                    FR_FN(fr_product)(blas, &mats[FR_MAT_HC], 0, nact, u0, u1, rh, U, cand, U);
-                }
+    /* gates[0:nact, g*U + [u0,u1)] = h[0:nact, :] . W_h, every gate g */
+    FR_FN(fr_product)(blas, &mats[FR_MAT_H], 0, nact, u0, u1, h, P, gates, GU);
 
-                for (p = 0; p < nact; ++p) {
-                    const ptrdiff_t row = FR_ROW(p);
-                    const FR_T *restrict u = gates + p * GU + U + u0;
-                    const FR_T *restrict hr = h + p * P + u0;
-                    FR_T *restrict cr = cand + p * U + u0;
-                    FR_T *restrict hnr = hn + p * P + u0;
-                    FR_FN(fr_vadd2)(cr, xproj + row * GX + GU + u0, cb, nu);
-                    FR_FN(fr_vact)(cr, nu, act);
-                    for (j = 0; j < nu; ++j)
-                        hnr[j] = u[j] * hr[j] + ((FR_T)1 - u[j]) * cr[j];
-                    memcpy(out + row * P + u0, hnr, (size_t)nu * sizeof(FR_T));
+    if (L->cell == FR_CELL_RNN) {
+        for (p = 0; p < nact; ++p) {
+            const ptrdiff_t row = FR_ROW(p);
+            FR_T *g = gates + p * GU + u0;
+            FR_FN(fr_vadd2)(g, xproj + row * GX + u0, bias + u0, nu);
+            FR_FN(fr_vact)(g, nu, act);
+            memcpy(hn + p * P + u0, g, (size_t)nu * sizeof(FR_T));
+            memcpy(out + row * P + u0, g, (size_t)nu * sizeof(FR_T));
+        }
+    } else if (L->cell == FR_CELL_LSTM) {
+        const FR_T fb = (FR_T)L->forget_bias;
+        const FR_T cclip = (FR_T)L->cell_clip;
+        const int has_cclip = L->has_cell_clip != 0;
+        const int has_proj = pl->has_proj;
+        const FR_T *wi = L->w_i_diag ? (const FR_T *)L->w_i_diag + u0 : NULL;
+        const FR_T *wf = L->w_f_diag ? (const FR_T *)L->w_f_diag + u0 : NULL;
+        const FR_T *wo = L->w_o_diag ? (const FR_T *)L->w_o_diag + u0 : NULL;
+        const int peep = wi != NULL;
+        for (p = 0; p < nact; ++p) {
+            const ptrdiff_t row = FR_ROW(p);
+            FR_T *restrict gi = gates + p * GU + u0; /* gate blocks i | j | f | o */
+            FR_T *restrict gj = gi + U;
+            FR_T *restrict gf = gi + 2 * U;
+            FR_T *restrict go = gi + 3 * U;
+            const FR_T *xp = xproj + row * GX + u0;
+            FR_T *restrict cr = c + p * U + u0;
+            FR_T *restrict mr = has_proj ? mbuf + p * U + u0 : hn + p * P + u0;
+            FR_FN(fr_vadd2)(gi, xp, bias + u0, nu);
+            FR_FN(fr_vadd2)(gj, xp + U, bias + U + u0, nu);
+            FR_FN(fr_vadd2)(gf, xp + 2 * U, bias + 2 * U + u0, nu);
+            FR_FN(fr_vadd2)(go, xp + 3 * U, bias + 3 * U + u0, nu);
+            if (peep) {
+                for (j = 0; j < nu; ++j) {
+                    gi[j] += wi[j] * cr[j];
+                    gf[j] += wf[j] * cr[j];
                 }
             }
-            fr_barrier_wait(&job->rec);
+            for (j = 0; j < nu; ++j)
+                gf[j] += fb;
+            FR_FN(fr_vsigmoid)(gi, nu);
+            FR_FN(fr_vact)(gj, nu, act);
+            FR_FN(fr_vsigmoid)(gf, nu);
+            for (j = 0; j < nu; ++j)
+                cr[j] = cr[j] * gf[j] + gi[j] * gj[j];
+            if (has_cclip)
+                FR_FN(fr_vclip)(cr, nu, cclip);
+            if (peep) {
+                for (j = 0; j < nu; ++j)
+                    go[j] += wo[j] * cr[j];
+            }
+            FR_FN(fr_vsigmoid)(go, nu);
+            memcpy(gj, cr, (size_t)nu * sizeof(FR_T)); /* j is consumed: reuse it for act(c') */
+            FR_FN(fr_vact)(gj, nu, act);
+            for (j = 0; j < nu; ++j)
+                mr[j] = go[j] * gj[j];
+            if (!has_proj)
+                memcpy(out + row * P + u0, mr, (size_t)nu * sizeof(FR_T));
+        }
+    } else { /* FR_CELL_GRU */
+        const FR_T *crb = L->cand_recurrent_bias ? (const FR_T *)L->cand_recurrent_bias + u0 : NULL;
+        /* reset-after: cand = h . Wc_h, before the reset gate (same h as the gates) */
+        if (crb)
+            FR_FN(fr_product)(blas, &mats[FR_MAT_HC], 0, nact, u0, u1, h, P, cand, U);
+        for (p = 0; p < nact; ++p) {
+            const ptrdiff_t row = FR_ROW(p);
+            FR_T *restrict gr = gates + p * GU + u0;
+            FR_T *restrict gu = gr + U;
+            FR_FN(fr_vadd2)(gr, xproj + row * GX + u0, bias + u0, nu);
+            FR_FN(fr_vadd2)(gu, xproj + row * GX + U + u0, bias + U + u0, nu);
+            FR_FN(fr_vsigmoid)(gr, nu);
+            FR_FN(fr_vsigmoid)(gu, nu);
+            if (crb) { /* the whole step: cand = act(xc + cb + r * (h.Wc_h + rb)), h' */
+                const FR_T *restrict cb = (const FR_T *)L->cand_bias + u0;
+                const FR_T *restrict hr = h + p * P + u0;
+                const FR_T *restrict xc = xproj + row * GX + GU + u0;
+                FR_T *restrict cr = cand + p * U + u0;
+                FR_T *restrict hnr = hn + p * P + u0;
+                for (j = 0; j < nu; ++j)
+                    cr[j] = (xc[j] + cb[j]) + gr[j] * (cr[j] + crb[j]);
+                FR_FN(fr_vact)(cr, nu, act);
+                for (j = 0; j < nu; ++j)
+                    hnr[j] = gu[j] * hr[j] + ((FR_T)1 - gu[j]) * cr[j];
+                memcpy(out + row * P + u0, hnr, (size_t)nu * sizeof(FR_T));
+            } else { /* TF1: rh = r .* h; the candidate needs every unit of rh (phase B) */
+                const FR_T *restrict hr = h + p * P + u0;
+                FR_T *restrict rr = rh + p * U + u0;
+                for (j = 0; j < nu; ++j)
+                    rr[j] = gr[j] * hr[j];
+            }
         }
     }
-#undef FR_ROW
-    fr_barrier_wait(&job->all);
+}
 
-    /* 4. Zero the output rows past each row's length (TF: reverse_sequence leaves
-     *    positions >= len in place, and those outputs are zero), and scatter the
-     *    final state back to the caller's row order: row p's last state is in
-     *    hbuf[slen[p] % 2].  Rows split between the threads. */
-    for (p = B * tid / nthreads; p < B * (tid + 1) / nthreads; ++p) {
+/* Phase B of step t (only where a product needs every unit of phase A):
+ *   TF1 GRU: chunk = units [u0,u1): cand = rh . Wc_h, then h' = u*h + (1-u)*act(...);
+ *   projected LSTM: chunk = output columns [r0,r1): h' = clip(m . P), output. */
+static void FR_FN(fr_chunk_step_b)(void *arg, ptrdiff_t chunk, int tid)
+{
+    const FR_FN(fr_ctx) *cx = (const FR_FN(fr_ctx) *)arg;
+    FR_FN(fr_job) *job = cx->job;
+    FR_LAYOUT(job);
+    const ptrdiff_t t = cx->t, nact = cx->nact;
+    const FR_T *h = cx->h;
+    FR_T *hn = cx->hn;
+    const ptrdiff_t n = L->cell == FR_CELL_GRU ? U : P;
+    const ptrdiff_t k0 = chunk * FR_PG_NR, k1 = k0 + FR_PG_NR < n ? k0 + FR_PG_NR : n, nk = k1 - k0;
+    ptrdiff_t p, j;
+    (void)tid, (void)c;
+    if (L->cell == FR_CELL_GRU) {
+        const FR_T *cb = (const FR_T *)L->cand_bias + k0;
+        FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_HC], 0, nact, k0, k1, rh, U, cand, U);
+        for (p = 0; p < nact; ++p) {
+            const ptrdiff_t row = FR_ROW(p);
+            const FR_T *restrict u = gates + p * GU + U + k0;
+            const FR_T *restrict hr = h + p * P + k0;
+            FR_T *restrict cr = cand + p * U + k0;
+            FR_T *restrict hnr = hn + p * P + k0;
+            FR_FN(fr_vadd2)(cr, xproj + row * GX + GU + k0, cb, nk);
+            FR_FN(fr_vact)(cr, nk, L->activation);
+            for (j = 0; j < nk; ++j)
+                hnr[j] = u[j] * hr[j] + ((FR_T)1 - u[j]) * cr[j];
+            memcpy(out + row * P + k0, hnr, (size_t)nk * sizeof(FR_T));
+        }
+    } else {
+        const int has_pclip = L->has_proj_clip != 0;
+        const FR_T pclip = (FR_T)L->proj_clip;
+        FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_PROJ], 0, nact, k0, k1, mbuf, U, hn, P);
+        for (p = 0; p < nact; ++p) {
+            FR_T *hr = hn + p * P + k0;
+            if (has_pclip)
+                FR_FN(fr_vclip)(hr, nk, pclip);
+            memcpy(out + FR_ROW(p) * P + k0, hr, (size_t)nk * sizeof(FR_T));
+        }
+    }
+}
+
+/* Phase "final", chunk = a block of FR_FINAL_ROWS sorted rows: zero the outputs
+ * past each row's length (TF: reverse_sequence leaves positions >= len in place,
+ * and those outputs are zero) and scatter the final state back to the caller's
+ * row order (row p's last h is in hbuf[slen[p] % 2]). */
+#define FR_FINAL_ROWS 16
+static void FR_FN(fr_chunk_final)(void *arg, ptrdiff_t chunk, int tid)
+{
+    FR_FN(fr_job) *job = ((FR_FN(fr_ctx) *)arg)->job;
+    FR_LAYOUT(job);
+    FR_T *hbuf[2];
+    const ptrdiff_t p1 = (chunk + 1) * FR_FINAL_ROWS < B ? (chunk + 1) * FR_FINAL_ROWS : B;
+    ptrdiff_t p, t;
+    (void)tid, (void)xproj, (void)gates, (void)mbuf, (void)rh, (void)cand, (void)reverse, (void)GU,
+        (void)GX;
+    hbuf[0] = (FR_T *)(void *)(base + pl->off_h);
+    hbuf[1] = (FR_T *)(void *)(base + pl->off_h2);
+    for (p = chunk * FR_FINAL_ROWS; p < p1; ++p) {
         for (t = slen[p]; t < T; ++t) {
             const ptrdiff_t row = time_major ? t * B + perm[p] : perm[p] * T + t;
             memset(out + row * P, 0, (size_t)P * sizeof(FR_T));
         }
         memcpy((FR_T *)S->h_final + perm[p] * P, hbuf[slen[p] % 2] + p * P, (size_t)P * sizeof(FR_T));
-        if (cell == FR_CELL_LSTM)
+        if (L->cell == FR_CELL_LSTM)
             memcpy((FR_T *)S->c_final + perm[p] * U, c + p * U, (size_t)U * sizeof(FR_T));
     }
 }
+
+/* The whole layer call, run by every thread of the job (the same phase sequence). */
+static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
+{
+    FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
+    const fr_layer *L = job->L;
+    const fr_plan *pl = job->pl;
+    const ptrdiff_t B = job->S->batch, T = job->S->time;
+    const ptrdiff_t U = L->units, P = L->proj;
+    const ptrdiff_t *slen = (const ptrdiff_t *)(void *)(job->base + pl->off_slen);
+    const int two_phases = (L->cell == FR_CELL_GRU && !L->cand_recurrent_bias) || pl->has_proj;
+    FR_T *hbuf[2];
+    FR_FN(fr_ctx) cx;
+    fr_cursor cur;
+    ptrdiff_t t;
+    (void)nthreads;
+
+    hbuf[0] = (FR_T *)(void *)(job->base + pl->off_h);
+    hbuf[1] = (FR_T *)(void *)(job->base + pl->off_h2);
+    fr_cursor_init(&cur, job->queue.nowners);
+    memset(&cx, 0, sizeof cx);
+    cx.job = job;
+
+    fr_queue_phase(&job->queue, &cur, tid, 1, FR_FN(fr_chunk_sort), &cx);
+    if (job->blas == NULL || job->blas->products == FR_PRODUCTS_PACKED)
+        fr_queue_phase(&job->queue, &cur, tid, FR_FN(fr_pack_chunks)(job), FR_FN(fr_chunk_pack), &cx);
+    /* the input projection of all time steps, outside the recurrence */
+    fr_queue_phase(&job->queue, &cur, tid, (B * T + FR_PROJ_ROWS - 1) / FR_PROJ_ROWS,
+                   FR_FN(fr_chunk_xproj), &cx);
+
+    /* the recurrence over the shrinking prefix of active rows; h double-buffered
+     * so that a step reads hbuf[t % 2] whole while its chunks write the other */
+    cx.nact = B;
+    for (t = 0; t < T; ++t) {
+        while (cx.nact > 0 && slen[cx.nact - 1] <= t)
+            --cx.nact;
+        if (cx.nact == 0)
+            break;
+        cx.t = t;
+        cx.h = hbuf[t % 2];
+        cx.hn = hbuf[(t + 1) % 2];
+        fr_queue_phase(&job->queue, &cur, tid, (U + FR_PG_NR - 1) / FR_PG_NR, FR_FN(fr_chunk_step_a), &cx);
+        if (two_phases)
+            fr_queue_phase(&job->queue, &cur, tid,
+                           ((L->cell == FR_CELL_GRU ? U : P) + FR_PG_NR - 1) / FR_PG_NR,
+                           FR_FN(fr_chunk_step_b), &cx);
+    }
+    fr_queue_phase(&job->queue, &cur, tid, (B + FR_FINAL_ROWS - 1) / FR_FINAL_ROWS, FR_FN(fr_chunk_final),
+                   &cx);
+}
+
+/* Called once the job's thread count is known, before any thread starts. */
+static void FR_FN(fr_forward_prepare)(void *arg, int nthreads)
+{
+    fr_queue_init(&((FR_FN(fr_job) *)arg)->queue, nthreads);
+}
+
+#undef FR_ROW
+#undef FR_LAYOUT
+#undef FR_PROJ_ROWS
+#undef FR_FINAL_ROWS
 
 void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, char *base, const fr_plan *pl,
                           const fr_blas *blas)
@@ -460,9 +532,6 @@ void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, char *base, const 
         job.mats[mi].packed = (FR_T *)(void *)(base + pl->off_pack[mi]);
 
     nthreads = work < 4e6 ? 1 : fr_get_num_threads();
-    if (nthreads > B * T && nthreads > 1)
-        nthreads = B * T > 1 ? (int)(B * T) : 1;
-    job.rec_panels = (int)((U + FR_PG_NR - 1) / FR_PG_NR);
     fr_parallel_run(FR_FN(fr_forward_task), FR_FN(fr_forward_prepare), &job, nthreads);
 }
 

@@ -5,7 +5,10 @@
  * recurrence needs one synchronisation per time step, so threads are created
  * once and kept; a job wakes them through a condition variable (after a short
  * spin, so back-to-back calls -- layers, directions -- find them awake), and
- * the steps inside a job synchronise with a spin barrier, not a mutex.
+ * the phases inside a job synchronise through a work queue of atomic counters
+ * (fr_queue_phase): a thread that is late or descheduled never holds up work it
+ * has not claimed, so an oversubscribed machine degrades to one thread's speed
+ * instead of stalling at every step.
  *
  * One job at a time: a caller that finds the pool busy (another Python thread
  * is in a kernel) runs its job alone on its own thread instead of waiting, so
@@ -166,25 +169,66 @@ void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthrea
     pthread_mutex_unlock(&fr_pool.busy);
 }
 
-void fr_barrier_init(fr_barrier *b, int n)
+void fr_queue_init(fr_queue *q, int nowners)
 {
-    b->n = n;
-    b->count = 0;
-    b->phase = 0;
+    int o;
+    q->nowners = nowners;
+    q->done = 0;
+    for (o = 0; o < nowners; ++o)
+        q->next[o * FR_QPAD] = 0;
 }
 
-void fr_barrier_wait(fr_barrier *b)
+void fr_cursor_init(fr_cursor *cur, int nowners)
 {
-    unsigned phase;
-    int spins = 0;
-    if (b->n <= 1)
-        return;
-    phase = __atomic_load_n(&b->phase, __ATOMIC_ACQUIRE);
-    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->n) {
-        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&b->phase, 1u, __ATOMIC_ACQ_REL);
-    } else {
-        while (__atomic_load_n(&b->phase, __ATOMIC_ACQUIRE) == phase)
-            fr_wait_step(&spins);
+    int o;
+    for (o = 0; o < nowners; ++o) {
+        cur->held[o] = -1;
+        cur->base[o] = 0;
     }
+    cur->total = 0;
+}
+
+/* Run phase of `nchunks` chunks: see fr_internal.h.  Tickets are monotonic over
+ * the whole job: owner o's chunks of this phase are its tickets
+ * [base[o], base[o] + count_o); a thread may hold one ticket per owner that it
+ * claimed past a phase's end -- it is that owner's first chunk of a later phase,
+ * and this thread runs it then (tickets are handed out in order, so a held ticket
+ * is never below the current phase's base). */
+void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_chunk_fn fn,
+                    void *ctx)
+{
+    const int n = q->nowners;
+    int k, spins = 0;
+    if (n == 1) {
+        ptrdiff_t c;
+        for (c = 0; c < nchunks; ++c)
+            fn(ctx, c, tid);
+        return;
+    }
+    for (k = 0; k < n; ++k) {
+        const int o = (tid + k) % n; /* own chunks first, then help the others */
+        const ptrdiff_t lo = nchunks * o / n, cnt = nchunks * (o + 1) / n - lo;
+        const long long end = cur->base[o] + cnt;
+        long long *next = &q->next[o * FR_QPAD];
+        if (cur->held[o] < 0) {
+            if (k > 0 && __atomic_load_n(next, __ATOMIC_ACQUIRE) >= end)
+                continue; /* nothing left to help with: do not claim a later phase's chunk */
+            cur->held[o] = __atomic_fetch_add(next, 1, __ATOMIC_ACQ_REL);
+        }
+        while (cur->held[o] < end) {
+            fn(ctx, lo + (ptrdiff_t)(cur->held[o] - cur->base[o]), tid);
+            __atomic_add_fetch(&q->done, 1, __ATOMIC_ACQ_REL);
+            if (k > 0 && __atomic_load_n(next, __ATOMIC_ACQUIRE) >= end) {
+                cur->held[o] = -1;
+                break;
+            }
+            cur->held[o] = __atomic_fetch_add(next, 1, __ATOMIC_ACQ_REL);
+        }
+    }
+    for (k = 0; k < n; ++k)
+        cur->base[k] += nchunks * (k + 1) / n - nchunks * k / n;
+    cur->total += nchunks;
+    /* the phase ends when every chunk has run (the next phase reads its results) */
+    while (__atomic_load_n(&q->done, __ATOMIC_ACQUIRE) < cur->total)
+        fr_wait_step(&spins);
 }
