@@ -19,6 +19,11 @@ from ._structure import flatten, is_sequence, pack_as
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+# The kernels hand batch * time to BLAS as a C int (csrc/fr_kernels.c checks it
+# too, but only after the inputs were copied); refusing it here costs nothing
+# and keeps a zero-stride np.broadcast_to view from being materialized first.
+MAX_ROWS = 2**31 - 1
+
 
 def _shape(x: Any) -> str:
     return str(tuple(np.shape(x)))
@@ -31,6 +36,13 @@ def positive_int(value: Any, name: str) -> int:
     if value <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {value}")
     return int(value)
+
+
+def flag(value: Any, name: str) -> bool:
+    """A bool (``True``/``False``, NumPy bools, or the integers 0 and 1)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name}: expected True or False, got {value!r} ({type(value).__name__})")
 
 
 def optional_float(value: Any, name: str, positive: bool = False) -> Optional[float]:
@@ -98,20 +110,65 @@ def sequence_length(lengths: Any, batch: int, time: int) -> Optional[np.ndarray]
     return np.array(arr, dtype=np.int64, order="C")
 
 
+def _has_arrays(value: Any) -> bool:
+    return any(isinstance(leaf, np.ndarray) for leaf in flatten(value))
+
+
+def _leaves(value: Any, state_size: Any) -> Optional[list]:
+    """The leaves of ``value`` if it nests like ``state_size`` (tuples and lists alike), else None.
+
+    At a leaf of ``state_size`` a nested list of numbers is one array (not a
+    structure), and a one-item list or tuple holding an array is unwrapped.
+    """
+    if is_sequence(state_size):
+        if not is_sequence(value) or len(value) != len(state_size):
+            return None
+        out: list = []
+        for v, s in zip(value, state_size):
+            sub = _leaves(v, s)
+            if sub is None:
+                return None
+            out += sub
+        return out
+    if is_sequence(value) and _has_arrays(value):
+        inner = flatten(value)
+        return inner if len(inner) == 1 else None
+    return [value]
+
+
+def _describe(value: Any) -> str:
+    """A short picture of a (nested) state: its structure, with shapes at the leaves."""
+    if is_sequence(value) and _has_arrays(value):
+        items = ", ".join(_describe(v) for v in value)
+        if isinstance(value, list):
+            return f"[{items}]"
+        if hasattr(value, "_fields"):
+            return f"{type(value).__name__}({items})"
+        return f"({items}{',' if len(value) == 1 else ''})"
+    if isinstance(value, np.ndarray):
+        return f"array{value.shape}"
+    if is_sequence(value):
+        try:
+            return f"{type(value).__name__} of shape {np.shape(value)}"
+        except ValueError:  # ragged
+            pass
+    return type(value).__name__
+
+
 def state(value: Any, state_size: Any, batch: int, dtype: np.dtype, name: str) -> Any:
     """A copy of ``value`` laid out like ``state_size``, each leaf ``[batch, size]``.
 
-    Any nesting of tuples/lists with the right number of leaves is accepted and
-    repacked into the cell's own structure (e.g. ``LSTMStateTuple``).
+    The nesting must be ``state_size``'s (tuples, lists and namedtuples are
+    interchangeable; the result is repacked into the cell's own structure, e.g.
+    ``LSTMStateTuple``).  Only matching the structure, not the leaf count, keeps
+    a two-layer LSTM state from being read in the wrong order.
     """
     sizes = flatten(state_size)
-    if not is_sequence(state_size) and is_sequence(value) and len(flatten(value)) == 1:
-        value = flatten(value)[0]
-    leaves = flatten(value) if is_sequence(value) else [value]
-    if len(leaves) != len(sizes):
+    leaves = _leaves(value, state_size)
+    if leaves is None:
         raise ValueError(
             f"{name}: expected a state with the structure of state_size={state_size!r} "
-            f"({len(sizes)} arrays), got {len(leaves)} array(s)")
+            f"({len(sizes)} array{'s' if len(sizes) != 1 else ''}), got {_describe(value)}")
     out = []
     for i, (leaf, size) in enumerate(zip(leaves, sizes)):
         where = name if len(sizes) == 1 else f"{name}[{i}] (leaf {i} of state_size={state_size!r})"
@@ -127,6 +184,8 @@ def step_inputs(inputs: Any, depth: Optional[int], name: str = "inputs") -> np.n
     x = float_array(inputs, name)
     if x.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array [batch, depth], got shape {x.shape}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name}: expected depth >= 1 (the last axis), got shape {x.shape}")
     if depth is not None and x.shape[1] != depth:
         raise ValueError(f"{name}: expected depth {depth} (the cell was built for it), got {x.shape[1]}")
     return x
@@ -159,10 +218,15 @@ def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any
             time_major: bool, name: str = "inputs", state_name: str = "initial_state") -> Run:
     """Validate the arguments of a dynamic driver."""
     check_cell(cell, "cell")
+    time_major = flag(time_major, "time_major")
     x = float_array(inputs, name)
+    layout = "[time, batch, depth]" if time_major else "[batch, time, depth]"
     if x.ndim != 3:
-        layout = "[time, batch, depth]" if time_major else "[batch, time, depth]"
         raise ValueError(f"{name}: expected a 3-D array {layout}, got shape {x.shape}")
+    if x.shape[2] == 0:
+        raise ValueError(f"{name}: expected depth >= 1 (the last axis of {layout}), got shape {x.shape}")
+    if x.shape[0] * x.shape[1] > MAX_ROWS:
+        raise ValueError(f"{name}: expected at most {MAX_ROWS} rows (batch * time), got shape {x.shape}")
     d = compute_dtype(dtype, x.dtype)
     x = np.ascontiguousarray(x, dtype=d)
     time, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
@@ -172,7 +236,7 @@ def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any
         st = state(cell.zero_state(batch, d), cell.state_size, batch, d, "cell.zero_state()")
     else:
         st = state(initial_state, cell.state_size, batch, d, state_name)
-    return Run(x, lens, st, d, bool(time_major), batch, time)
+    return Run(x, lens, st, d, time_major, batch, time)
 
 
 def static_inputs(inputs: Any, name: str = "inputs") -> np.ndarray:
