@@ -29,7 +29,7 @@
 #define FR_T double
 #define FR_SFX f64
 #define FR_SIGMOID1 fr_sigmoid_f64
-#define FR_TANH1 tanh
+#define FR_TANH1 fr_tanh_f64
 #include "fr_pgemm_impl.h"
 #include "fr_kernels_impl.h"
 #undef FR_T
