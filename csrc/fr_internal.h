@@ -67,7 +67,7 @@ typedef struct fr_plan {
     ptrdiff_t G;   /* column blocks of `kernel`: 1 RNN, 4 LSTM, 2 GRU */
     ptrdiff_t GX;  /* width of an xproj row */
     int has_proj;  /* LSTM with proj_kernel */
-    size_t off_perm, off_slen, off_count, off_xproj, off_h, off_h2, off_c, off_gates,
+    size_t off_perm, off_slen, off_count, off_pchunk, off_xproj, off_h, off_h2, off_c, off_gates,
         off_mbuf, off_rh, off_cand;
     size_t off_pack[FR_NMATS]; /* packed weight matrices, see fr_mat_index */
     size_t total;  /* bytes from `work` incl. alignment slack = fr_workspace_size */

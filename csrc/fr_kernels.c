@@ -148,6 +148,7 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
     if (!fr_take(&cur, &pl->off_perm, (size_t)B, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_slen, (size_t)B, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_count, B > 0 ? (size_t)T + 1 : 0, 1, sizeof(ptrdiff_t)) ||
+        !fr_take(&cur, &pl->off_pchunk, (size_t)B + 1, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_xproj, (size_t)B * (size_t)T, (size_t)pl->GX, es) ||
         !fr_take(&cur, &pl->off_h, (size_t)B, (size_t)P, es) ||
         !fr_take(&cur, &pl->off_h2, (size_t)B, (size_t)P, es) ||

@@ -138,6 +138,11 @@ typedef struct {
     char *base;
     FR_FN(fr_mat) mats[FR_NMATS];
     fr_queue queue;
+    /* segments of x rows that are ever read (set by the sort phase): one per batch row
+     * (its first len[b] rows) for batch-major input with lengths, else one (all rows of
+     * the steps before the longest length); xproj chunks cover them in order */
+    int row_segments; /* 1: segment b is batch row b's first len[b] rows */
+    ptrdiff_t nseg, seg_rows, xproj_chunks;
 } FR_FN(fr_job);
 
 /* One thread's view of the current phase (every thread keeps its own copy, with
@@ -172,6 +177,8 @@ typedef struct {
 #define FR_ROW(p) (time_major ? (reverse ? slen[p] - 1 - t : t) * B + perm[p] \
                               : perm[p] * T + (reverse ? slen[p] - 1 - t : t))
 
+#define FR_PROJ_ROWS 64 /* rows per input-projection chunk */
+
 /* Phase "sort" (1 chunk): stable counting sort of the rows by length, descending,
  * and the initial state gathered into that order (hbuf[0], c). */
 static void FR_FN(fr_chunk_sort)(void *arg, ptrdiff_t chunk, int tid)
@@ -202,6 +209,25 @@ static void FR_FN(fr_chunk_sort)(void *arg, ptrdiff_t chunk, int tid)
         memcpy(h + p * P, (const FR_T *)S->h0 + perm[p] * P, (size_t)P * sizeof(FR_T));
         if (L->cell == FR_CELL_LSTM)
             memcpy(c + p * U, (const FR_T *)S->c0 + perm[p] * U, (size_t)U * sizeof(FR_T));
+    }
+    /* the rows the recurrence will read, in chunks for the input projection: padding
+     * past a row's length is never projected */
+    {
+        ptrdiff_t *cum = (ptrdiff_t *)(void *)(base + pl->off_pchunk);
+        const ptrdiff_t maxlen = B > 0 ? slen[0] : 0;
+        job->row_segments = S->lengths && !time_major;
+        if (job->row_segments) {
+            job->nseg = B;
+            cum[0] = 0;
+            for (b = 0; b < B; ++b)
+                cum[b + 1] = cum[b] + (S->lengths[b] + FR_PROJ_ROWS - 1) / FR_PROJ_ROWS;
+        } else {
+            job->nseg = 1;
+            job->seg_rows = (S->lengths ? maxlen : T) * B;
+            cum[0] = 0;
+            cum[1] = (job->seg_rows + FR_PROJ_ROWS - 1) / FR_PROJ_ROWS;
+        }
+        job->xproj_chunks = cum[job->nseg];
     }
 }
 
@@ -234,15 +260,32 @@ static ptrdiff_t FR_FN(fr_pack_chunks)(const FR_FN(fr_job) *job)
     return n;
 }
 
-/* Phase "input projection": chunk = a block of FR_PROJ_ROWS rows of x, all columns. */
-#define FR_PROJ_ROWS 64
+/* Phase "input projection": chunk = a block of at most FR_PROJ_ROWS rows of one
+ * segment of x (see fr_job), all columns. */
 static void FR_FN(fr_chunk_xproj)(void *arg, ptrdiff_t chunk, int tid)
 {
     FR_FN(fr_job) *job = ((FR_FN(fr_ctx) *)arg)->job;
     const fr_layer *L = job->L;
-    const ptrdiff_t rows = job->S->batch * job->S->time, D = L->depth;
-    const ptrdiff_t r0 = chunk * FR_PROJ_ROWS, r1 = r0 + FR_PROJ_ROWS < rows ? r0 + FR_PROJ_ROWS : rows;
+    const ptrdiff_t D = L->depth;
+    const ptrdiff_t *cum = (const ptrdiff_t *)(void *)(job->base + job->pl->off_pchunk);
+    ptrdiff_t lo = 0, hi = job->nseg - 1, r0, r1, end;
     const FR_T *x = (const FR_T *)job->S->x;
+    while (lo < hi) { /* the segment whose chunks include `chunk` */
+        const ptrdiff_t mid = (lo + hi + 1) / 2;
+        if (cum[mid] <= chunk)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    if (!job->row_segments) {
+        r0 = 0;
+        end = job->seg_rows;
+    } else {
+        r0 = lo * job->S->time;
+        end = r0 + (ptrdiff_t)job->S->lengths[lo];
+    }
+    r0 += (chunk - cum[lo]) * FR_PROJ_ROWS;
+    r1 = r0 + FR_PROJ_ROWS < end ? r0 + FR_PROJ_ROWS : end;
     FR_T *xproj = (FR_T *)(void *)(job->base + job->pl->off_xproj);
     (void)tid;
     FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_X], r0, r1, 0, job->pl->G * L->units, x, D, xproj,
@@ -463,8 +506,7 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
     if (job->blas == NULL || job->blas->products == FR_PRODUCTS_PACKED)
         fr_queue_phase(&job->queue, &cur, tid, FR_FN(fr_pack_chunks)(job), FR_FN(fr_chunk_pack), &cx);
     /* the input projection of all time steps, outside the recurrence */
-    fr_queue_phase(&job->queue, &cur, tid, (B * T + FR_PROJ_ROWS - 1) / FR_PROJ_ROWS,
-                   FR_FN(fr_chunk_xproj), &cx);
+    fr_queue_phase(&job->queue, &cur, tid, job->xproj_chunks, FR_FN(fr_chunk_xproj), &cx);
 
     /* the recurrence over the shrinking prefix of active rows; h double-buffered
      * so that a step reads hbuf[t % 2] whole while its chunks write the other */

@@ -128,3 +128,19 @@ def test_every_instruction_set(name, dtype, isa, rng):
         got = fastrnn.bidirectional_dynamic_rnn(cell, cell, x, lengths, init, init)
         exp = ref.bidirectional_dynamic_rnn(ref_cell, ref_cell, x, lengths, init, init)
         assert_close(got, exp, dtype, f"{isa} units={units}")
+
+
+@pytest.mark.parametrize("name", ["basic_lstm", "gru_tanh", "multi"])
+@pytest.mark.parametrize("time_major", [False, True], ids=["batch_major", "time_major"])
+@pytest.mark.parametrize("batch", [1, 2, 65])
+def test_lengths_with_few_or_many_rows(name, time_major, batch, rng):
+    """Regression: the input projection skips padding per batch row; a single row with a
+    length once took the wrong branch (one segment) and read unprojected rows."""
+    cell, ref_cell = make_pair(CONFIGS[name], 3, np.float64, rng)
+    time = 70
+    x = rng.standard_normal((time, batch, 3) if time_major else (batch, time, 3))
+    lengths = rng.integers(0, time + 1, batch)
+    lengths[0] = min(time, 67)  # more than one projection chunk of rows
+    got = fastrnn.dynamic_rnn(cell, x, lengths, time_major=time_major)
+    exp = ref.dynamic_rnn(ref_cell, x, lengths, time_major=time_major)
+    assert_close(got, exp, np.float64, f"batch {batch}")
