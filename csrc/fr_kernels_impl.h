@@ -314,6 +314,22 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
     ptrdiff_t p, j;
     (void)tid, (void)mbuf, (void)rh, (void)cand, (void)c;
 
+    /* Prefetch this chunk's input-projection values of the NEXT step (xproj is far
+     * larger than the caches and is read once per step): the GEMM below hides the
+     * latency.  Measured: the first xproj read of the gate pass was 6% of an LSTM
+     * call (batch 16, 256 units) before. */
+    if (t + 1 < T) {
+        const ptrdiff_t tt = t + 1;
+        ptrdiff_t g, off;
+        for (p = 0; p < nact && slen[p] > tt; ++p) {
+            const ptrdiff_t row = time_major ? (reverse ? slen[p] - 1 - tt : tt) * B + perm[p]
+                                             : perm[p] * T + (reverse ? slen[p] - 1 - tt : tt);
+            for (g = 0; g < GX; g += U)
+                for (off = 0; off < nu; off += 64 / (ptrdiff_t)sizeof(FR_T))
+                    __builtin_prefetch(xproj + row * GX + g + u0 + off, 0, 3);
+        }
+    }
+
     /* gates[0:nact, g*U + [u0,u1)] = h[0:nact, :] . W_h, every gate g */
     FR_FN(fr_product)(blas, &mats[FR_MAT_H], 0, nact, u0, u1, h, P, gates, GU);
 

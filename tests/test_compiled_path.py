@@ -113,3 +113,26 @@ def test_threads(dtype, rng):
         got = list(pool.map(lambda job: _call(fastrnn, job[0], cell, bw, job[1], job[2]), jobs * 3))
     for i, g in enumerate(got):
         assert_close(g, expected[i % len(jobs)], dtype, f"job {i % len(jobs)} ({jobs[i % len(jobs)][0]})")
+
+
+def test_set_num_threads():
+    rng = np.random.default_rng(7)
+    try:
+        cell = fastrnn.BasicLSTMCell(64)
+        x = rng.standard_normal((8, 40, 64)).astype(np.float32)  # enough work to use threads
+        results = []
+        for n in (1, 2, 3):
+            fastrnn.set_num_threads(n)
+            assert fastrnn.get_num_threads() == n
+            results.append(fastrnn.dynamic_rnn(cell, x, sequence_length=rng.integers(0, 41, 8)))
+            rng = np.random.default_rng(7)  # the same lengths each round
+        for r in results[1:]:  # the thread count changes the schedule, never the answer
+            assert_close(r, results[0], np.float32, "threads")
+        with pytest.raises(ValueError, match="n: expected a non-negative integer, got -1"):
+            fastrnn.set_num_threads(-1)
+        with pytest.raises(TypeError, match="n: expected a non-negative integer"):
+            fastrnn.set_num_threads(1.5)
+        fastrnn.set_num_threads(0)
+        assert fastrnn.get_num_threads() >= 1
+    finally:
+        fastrnn.set_num_threads(0)

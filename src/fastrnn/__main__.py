@@ -120,12 +120,12 @@ def timing(args: argparse.Namespace, out: Any = None) -> None:
 def _limit_threads(threads: int) -> str:
     """Apply ``--threads`` to the thread pools there are, and say which.
 
-    fastrnn's recurrent kernels run each call on the calling thread; the input
-    projection GEMM (fastrnn) and every product of the NumPy reference go
-    through the BLAS of NumPy/SciPy, whose pools threadpoolctl can limit at run
-    time (the OPENBLAS/OMP_NUM_THREADS variables only work before NumPy loads).
-    PyTorch's intra-op pool is set with ``torch.set_num_threads``.
+    fastrnn's kernels use its own pool (``fastrnn.set_num_threads``); every
+    product of the NumPy reference goes through NumPy's BLAS, whose pool
+    threadpoolctl can limit at run time (OPENBLAS/OMP_NUM_THREADS only work
+    before NumPy loads).  PyTorch's intra-op pool: ``torch.set_num_threads``.
     """
+    fr.set_num_threads(threads)
     try:
         from threadpoolctl import threadpool_limits  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
@@ -133,8 +133,7 @@ def _limit_threads(threads: int) -> str:
     else:
         threadpool_limits(threads)
         blas = str(threads)
-    return f"{threads} (PyTorch intra-op: {threads}; NumPy/SciPy BLAS: {blas}; fastrnn's recurrent kernels: " \
-           "the calling thread)"
+    return f"{threads} (fastrnn: {fr.get_num_threads()}; PyTorch intra-op: {threads}; NumPy/SciPy BLAS: {blas})"
 
 
 def _torch_runner(args: argparse.Namespace, x: np.ndarray) -> Any:
@@ -163,9 +162,8 @@ def main(argv: Any = None) -> int:
     parser.add_argument("--units", type=int, default=256, help="num_units, also the input depth (256)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(float32)")
     parser.add_argument("--threads", type=int, default=2,
-                        help="threads for the timing: PyTorch's intra-op pool and, with threadpoolctl installed, "
-                             "the NumPy/SciPy BLAS pools (fastrnn's input-projection GEMM, the reference); "
-                             "fastrnn's recurrent kernels run on the calling thread (2)")
+                        help="threads for the timing: fastrnn's kernels, PyTorch's intra-op pool and, with "
+                             "threadpoolctl installed, the NumPy/SciPy BLAS pools (the reference) (2)")
     parser.add_argument("--repeat", type=int, default=20, help="timed runs per implementation (20)")
     parser.add_argument("--no-timing", action="store_true", help="only the tutorial example")
     args = parser.parse_args(argv)
