@@ -78,6 +78,10 @@ def test_kernel_rejects_what_memory_safety_depends_on():
         _kernels.layer_forward(spec, np.asfortranarray(x), None, h0, None, False, False, 2, 5)
     with pytest.raises(ValueError, match="rejected its arguments"):
         _kernels.layer_forward(spec, x, np.array([9, 1]), h0, None, False, False, 2, 5)
+    raw = np.zeros(x.size * 8 + 1, np.uint8)
+    misaligned = np.frombuffer(raw.data, np.float64, x.size, offset=1).reshape(x.shape)
+    with pytest.raises(ValueError, match="x: data at a misaligned address"):
+        _kernels.layer_forward(spec, misaligned, None, h0, None, False, False, 2, 5)
 
 
 DRIVERS = ["dynamic", "time_major", "static", "bidirectional", "static_bidirectional", "step"]

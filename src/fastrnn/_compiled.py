@@ -16,7 +16,7 @@ import numpy as np
 
 from . import reference as _ref
 from ._activations import kernel_code
-from ._validate import Run
+from ._validate import Run, c_array
 
 try:
     from . import _kernels
@@ -71,7 +71,7 @@ def _require_kernels() -> Any:
 
 
 def _contiguous(a: Optional[np.ndarray], dtype: np.dtype) -> Optional[np.ndarray]:
-    return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+    return None if a is None else c_array(a, dtype)
 
 
 def run_sequence(cell: Any, layers: List[Tuple[Any, Dict[str, Any]]], run: Run,

@@ -136,6 +136,8 @@ cdef class _Buffers:
                             f"got format {view.format!r}")
         if view.len != count * view.itemsize:
             raise ValueError(f"{name}: expected {count} elements, got {view.len // view.itemsize}")
+        if count and <size_t>view.buf % <size_t>view.itemsize:  # an empty array is never read
+            raise ValueError(f"{name}: data at a misaligned address (not a multiple of {view.itemsize} bytes)")
         return view.buf
 
     cdef const int64_t *lengths(self, object arr, Py_ssize_t count) except? NULL:
@@ -150,6 +152,8 @@ cdef class _Buffers:
             raise TypeError(f"lengths: expected int64 data, got format {view.format!r}")
         if view.len != count * 8:
             raise ValueError(f"lengths: expected {count} elements, got {view.len // 8}")
+        if count and <size_t>view.buf % 8:
+            raise ValueError("lengths: data at a misaligned address (not a multiple of 8 bytes)")
         return <const int64_t *>view.buf
 
 

@@ -81,6 +81,13 @@ def float_array(x: Any, name: str) -> np.ndarray:
     return arr
 
 
+def c_array(x: np.ndarray, dtype: Any) -> np.ndarray:
+    """``x`` as a C-contiguous, aligned array of ``dtype``: copied only when it is not one
+    already (Fortran order, strides, another dtype, or data at an address that is not a
+    multiple of the item size -- e.g. ``np.frombuffer(buf, offset=1)``)."""
+    return np.require(x, dtype=dtype, requirements=["C", "A"])
+
+
 def compute_dtype(dtype: Any, given: np.dtype) -> np.dtype:
     """The dtype a run computes in: ``dtype`` when given, else the inputs' dtype."""
     return given if dtype is None else float_dtype(dtype)
@@ -228,7 +235,7 @@ def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any
     if x.shape[0] * x.shape[1] > MAX_ROWS:
         raise ValueError(f"{name}: expected at most {MAX_ROWS} rows (batch * time), got shape {x.shape}")
     d = compute_dtype(dtype, x.dtype)
-    x = np.ascontiguousarray(x, dtype=d)
+    x = c_array(x, d)
     time, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
     lens = sequence_length(lengths, batch, time)
     ensure_built(cell, x.shape[2], d, name)

@@ -104,7 +104,7 @@ class _BuiltinCell(RNNCell):
         x = _v.step_inputs(inputs, None)
         self._ensure_built(x.shape[1], x.dtype)
         st = _v.state(state, self.state_size, x.shape[0], x.dtype, "state")
-        return self._step(np.ascontiguousarray(x), st)
+        return self._step(_v.c_array(x, x.dtype), st)
 
 
 def _glorot_uniform(rng: np.random.Generator, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
