@@ -19,8 +19,10 @@
  * `dtype` field says which.  All arrays are C-contiguous.  The caller validates
  * shapes; the kernel re-checks only what would otherwise be memory-unsafe and
  * returns FR_ERR_ARG.  No allocation happens inside: the caller passes a
- * workspace of at least fr_workspace_size() bytes.  Calls share no mutable
- * state, so concurrent calls from several threads are safe.
+ * workspace of at least fr_workspace_size() bytes (and the same workspace may
+ * serve call after call).  A call may use the persistent thread pool of
+ * fr_threads.c (see fr_set_num_threads); concurrent calls from several threads
+ * are safe: one of them gets the pool, the others run on their own thread.
  */
 #ifndef FASTRNN_H
 #define FASTRNN_H

@@ -2,9 +2,11 @@
  * fr_internal.h -- private declarations shared by the fastrnn C kernels.
  * Not installed, not part of the contract (that is fastrnn.h).
  *
- * Two template bodies are instantiated once per dtype from ONE source:
+ * Template bodies are instantiated once per dtype from ONE source:
  *   fr_gemm_impl.h     (included twice by fr_gemm.c)
- *   fr_kernels_impl.h  (included twice by fr_kernels.c)
+ *   fr_pgemm_impl.h, fr_kernels_impl.h  (included twice by fr_forward_body.h,
+ *                      which fr_forward_generic.c / _avx2.c / _avx512.c compile
+ *                      once per instruction set; fr_kernels.c dispatches)
  * Before each inclusion the includer defines
  *   FR_T    the element type (float | double)
  *   FR_SFX  the name suffix  (f32   | f64)

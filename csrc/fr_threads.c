@@ -1,5 +1,5 @@
 /*
- * fr_threads.c -- fastrnn's persistent thread pool and spin barrier.
+ * fr_threads.c -- fastrnn's persistent thread pool and phased work queue.
  *
  * Why: a layer call is short (tens of microseconds to milliseconds) and its
  * recurrence needs one synchronisation per time step, so threads are created
