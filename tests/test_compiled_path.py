@@ -140,3 +140,17 @@ def test_set_num_threads():
         assert fastrnn.get_num_threads() >= 1
     finally:
         fastrnn.set_num_threads(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_kernels_work_in_a_forked_child(rng):
+    """The kernels' thread pool does not survive fork(); the child must start a new one, not hang."""
+    cell = fastrnn.BasicLSTMCell(64, seed=0)
+    x = rng.standard_normal((8, 50, 64)).astype(np.float32)
+    expected, _ = fastrnn.dynamic_rnn(cell, x)  # the parent's pool is running now
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        got, _ = fastrnn.dynamic_rnn(cell, x)
+        os._exit(0 if np.array_equal(got, expected) else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
