@@ -23,19 +23,19 @@
 #include <math.h>
 #include <stdint.h>
 
-static inline uint32_t fr_f32_bits(float f)
-{
-    union { float f; uint32_t u; } v;
-    v.f = f;
-    return v.u;
-}
-
-static inline float fr_bits_f32(uint32_t u)
-{
-    union { float f; uint32_t u; } v;
-    v.u = u;
-    return v.f;
-}
+/* Bit casts through a union (defined behaviour in C99, and vectorizable). */
+#define FR_DEFINE_BITCAST(name, From, To)          \
+    static inline To name(From x)                  \
+    {                                              \
+        union { From from; To to; } v;             \
+        v.from = x;                                \
+        return v.to;                               \
+    }
+FR_DEFINE_BITCAST(fr_f32_bits, float, uint32_t)
+FR_DEFINE_BITCAST(fr_bits_f32, uint32_t, float)
+FR_DEFINE_BITCAST(fr_f64_bits, double, uint64_t)
+FR_DEFINE_BITCAST(fr_bits_f64, uint64_t, double)
+#undef FR_DEFINE_BITCAST
 
 static inline float fr_expf_fast(float x)
 {
@@ -88,20 +88,6 @@ static inline float fr_tanhf_fast(float x)
  * tanh: |x| < 0.625: x + x^3 P(x^2) / Q(x^2), else 1 - 2/(exp(2|x|) + 1).
  * Measured against extended precision (tests/test_activations.py): tanh <= 2 ulp,
  * sigmoid <= 2.5 ulp -- the bounds glibc's libm meets for the same formulas. */
-
-static inline uint64_t fr_f64_bits(double f)
-{
-    union { double f; uint64_t u; } v;
-    v.f = f;
-    return v.u;
-}
-
-static inline double fr_bits_f64(uint64_t u)
-{
-    union { double f; uint64_t u; } v;
-    v.u = u;
-    return v.f;
-}
 
 static inline double fr_exp_fast64(double x)
 {
