@@ -102,6 +102,14 @@ typedef struct fr_layer {
     /* LSTM projection/kernel [units, proj], or NULL (then proj == units) */
     const void *proj_kernel;
 
+    /* Optional: these weights already packed by fr_pack_weights (the same weights,
+     * dtype and shapes), so that calls skip packing them; NULL packs them in every
+     * call.  A buffer packed for another instruction set, or one that does not
+     * match the layer, is ignored (the call packs).  Its contents must not change
+     * while a call runs, and it must be re-packed after the weights change. */
+    const void *packed;
+    size_t packed_size;
+
     double forget_bias;  /* LSTM: added to f before the sigmoid */
     int has_cell_clip;   /* LSTM: clip c' to [-cell_clip, cell_clip] */
     double cell_clip;
@@ -130,6 +138,14 @@ size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq);
 /* Run the layer over the sequence.  Returns an fr_status. */
 int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
                      void *work, size_t work_size, const fr_blas *blas);
+
+/* Bytes fr_pack_weights needs for this layer (0 if the layer is invalid). */
+size_t fr_packed_size(const fr_layer *layer);
+
+/* Pack the layer's weights for the products of the current instruction set into
+ * `packed` (at least fr_packed_size bytes); then set layer->packed to reuse them.
+ * Returns an fr_status. */
+int fr_pack_weights(const fr_layer *layer, void *packed, size_t size);
 
 /* A static, human-readable message for a status code. */
 const char *fr_strerror(int status);

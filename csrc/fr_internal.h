@@ -72,8 +72,18 @@ typedef struct fr_plan {
     size_t off_perm, off_slen, off_count, off_pchunk, off_xproj, off_h, off_h2, off_c, off_gates,
         off_mbuf, off_rh, off_cand;
     size_t off_pack[FR_NMATS]; /* packed weight matrices, see fr_mat_index */
+    const char *prepacked;     /* layer->packed when usable by this call's ISA, else NULL */
+    size_t pre_off[FR_NMATS];  /* ... and its matrices' offsets */
     size_t total;  /* bytes from `work` incl. alignment slack = fr_workspace_size */
 } fr_plan;
+
+/* A buffer of fr_pack_weights: this header, then the matrices (fr_pack_layout). */
+#define FR_PACK_MAGIC 0x31304b4341505246ull /* "FRPACK01" */
+#define FR_PACK_HEADER 128
+typedef struct fr_pack_header {
+    uint64_t magic;
+    int64_t isa, dtype, cell, depth, units, proj, has_proj, cand_rb;
+} fr_pack_header;
 
 /* ---- the forward body, compiled once per instruction set ----
  * fr_forward_body.h instantiates fr_kernels_impl.h for float and double in
@@ -86,7 +96,9 @@ typedef struct fr_plan {
     void fr_forward_##isa##_f64(const fr_layer *, const fr_seq *, char *, const fr_plan *, \
                                 const fr_blas *);                                       \
     void fr_apply_activation_##isa##_f32(float *, ptrdiff_t, int);                      \
-    void fr_apply_activation_##isa##_f64(double *, ptrdiff_t, int);
+    void fr_apply_activation_##isa##_f64(double *, ptrdiff_t, int);                     \
+    void fr_pack_weights_##isa##_f32(const fr_layer *, int has_proj, char *, const size_t *); \
+    void fr_pack_weights_##isa##_f64(const fr_layer *, int has_proj, char *, const size_t *);
 FR_FORWARD_DECL(generic)
 FR_FORWARD_DECL(avx2)
 FR_FORWARD_DECL(avx512)

@@ -96,13 +96,45 @@ static int fr_take(size_t *cursor, size_t *off, size_t n1, size_t n2, size_t els
 
 /* Validate everything that does not need the seq's data pointers or the
  * contents of `lengths`, and lay out the workspace.  Returns 1 if valid. */
-static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
+/* Rows and padded columns of each weight matrix as packed (0 rows: absent). */
+static void fr_pack_dims(const fr_layer *L, size_t es, size_t rows[FR_NMATS], size_t cols[FR_NMATS])
 {
-    size_t es, cur = 0;
-    ptrdiff_t B, T, U, P, D;
-    size_t u_lstm, u_gru, u_proj;
+    const size_t pad = FR_PACK_ALIGN_BYTES / es;
+    const size_t U = (size_t)L->units, P = (size_t)L->proj, D = (size_t)L->depth;
+    const size_t G = L->cell == FR_CELL_LSTM ? 4 : L->cell == FR_CELL_GRU ? 2 : 1;
+    const size_t u_gru = L->cell == FR_CELL_GRU ? U : 0;
+    const int has_proj = L->cell == FR_CELL_LSTM && L->proj_kernel != NULL;
+    rows[FR_MAT_X] = D;
+    cols[FR_MAT_X] = G * U;
+    rows[FR_MAT_H] = P; /* one block per gate, each padded */
+    cols[FR_MAT_H] = G * ((U + pad - 1) / pad * pad);
+    rows[FR_MAT_XC] = D;
+    cols[FR_MAT_XC] = u_gru;
+    rows[FR_MAT_HC] = U;
+    cols[FR_MAT_HC] = u_gru;
+    rows[FR_MAT_PROJ] = U;
+    cols[FR_MAT_PROJ] = has_proj ? P : 0;
+}
 
-    if (!L || !S)
+/* Reserve the packed matrices at *cursor (offsets in off[]); 0 on overflow. */
+static int fr_take_packed(const fr_layer *L, size_t *cursor, size_t off[FR_NMATS])
+{
+    const size_t es = L->dtype == FR_FLOAT32 ? sizeof(float) : sizeof(double);
+    const size_t pad = FR_PACK_ALIGN_BYTES / es;
+    size_t rows[FR_NMATS], cols[FR_NMATS];
+    int m;
+    fr_pack_dims(L, es, rows, cols);
+    for (m = 0; m < FR_NMATS; ++m) {
+        if (!fr_take(cursor, &off[m], rows[m], (cols[m] + pad - 1) / pad * pad, es))
+            return 0;
+    }
+    return 1;
+}
+
+/* Everything about the layer alone that the kernels rely on (see fastrnn.h). */
+static int fr_layer_ok(const fr_layer *L)
+{
+    if (!L)
         return 0;
     if (L->dtype != FR_FLOAT32 && L->dtype != FR_FLOAT64)
         return 0;
@@ -110,19 +142,11 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
         return 0;
     if (L->activation < FR_ACT_TANH || L->activation > FR_ACT_LINEAR)
         return 0;
-    B = S->batch;
-    T = S->time;
-    U = L->units;
-    P = L->proj;
-    D = L->depth;
-    if (B < 0 || T < 0 || U < 1 || P < 1 || D < 1)
+    if (L->units < 1 || L->proj < 1 || L->depth < 1)
         return 0;
-
-    /* weights the kernel always reads */
-    if (!L->kernel || !L->bias)
+    if (!L->kernel || !L->bias) /* weights the kernel always reads */
         return 0;
-    pl->has_proj = (L->cell == FR_CELL_LSTM && L->proj_kernel != NULL);
-    if (!pl->has_proj && P != U)
+    if (!(L->cell == FR_CELL_LSTM && L->proj_kernel != NULL) && L->proj != L->units)
         return 0;
     if (L->cell == FR_CELL_LSTM) {
         int npeep = (L->w_i_diag != NULL) + (L->w_f_diag != NULL) + (L->w_o_diag != NULL);
@@ -131,6 +155,38 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
     }
     if (L->cell == FR_CELL_GRU && (!L->cand_kernel || !L->cand_bias))
         return 0;
+    /* every int handed to a GEMM: N, K, ld* in {depth, units, proj, G*units, GX} */
+    if (L->units > INT_MAX / 4 || L->depth > INT_MAX || L->proj > INT_MAX)
+        return 0;
+    return 1;
+}
+
+/* Byte offsets of the matrices in a fr_pack_weights buffer, and its size (0: invalid). */
+static size_t fr_pack_layout(const fr_layer *L, size_t off[FR_NMATS])
+{
+    size_t cur = FR_PACK_HEADER;
+    if (!fr_layer_ok(L) || !fr_take_packed(L, &cur, off))
+        return 0;
+    return cur;
+}
+
+static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
+{
+    size_t es, cur = 0;
+    ptrdiff_t B, T, U, P, D;
+    size_t u_lstm, u_gru, u_proj;
+
+    if (!S || !fr_layer_ok(L))
+        return 0;
+    B = S->batch;
+    T = S->time;
+    U = L->units;
+    P = L->proj;
+    D = L->depth;
+    if (B < 0 || T < 0)
+        return 0;
+    pl->has_proj = (L->cell == FR_CELL_LSTM && L->proj_kernel != NULL);
+    pl->prepacked = NULL;
 
     pl->G = L->cell == FR_CELL_LSTM ? 4 : L->cell == FR_CELL_GRU ? 2 : 1;
     /* Every int handed to a GEMM: M in {batch*time, <= batch}; N, K, ld* in
@@ -158,27 +214,8 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
         !fr_take(&cur, &pl->off_rh, (size_t)B, u_gru, es) ||
         !fr_take(&cur, &pl->off_cand, (size_t)B, u_gru, es))
         return 0;
-    {
-        /* packed copies of the weights: (rows, columns) of each matrix, 0 if absent */
-        const size_t pad = FR_PACK_ALIGN_BYTES / es;
-        const size_t gu = (size_t)(pl->G * U);
-        size_t rows[FR_NMATS], cols[FR_NMATS];
-        int m;
-        rows[FR_MAT_X] = (size_t)D;
-        cols[FR_MAT_X] = gu;
-        rows[FR_MAT_H] = (size_t)P; /* one block per gate, each padded */
-        cols[FR_MAT_H] = (size_t)pl->G * (((size_t)U + pad - 1) / pad * pad);
-        rows[FR_MAT_XC] = (size_t)D;
-        cols[FR_MAT_XC] = u_gru;
-        rows[FR_MAT_HC] = (size_t)U;
-        cols[FR_MAT_HC] = u_gru;
-        rows[FR_MAT_PROJ] = (size_t)U;
-        cols[FR_MAT_PROJ] = pl->has_proj ? (size_t)P : 0;
-        for (m = 0; m < FR_NMATS; ++m) {
-            if (!fr_take(&cur, &pl->off_pack[m], rows[m], (cols[m] + pad - 1) / pad * pad, es))
-                return 0;
-        }
-    }
+    if (!fr_take_packed(L, &cur, pl->off_pack)) /* packed copies of the weights */
+        return 0;
     /* slack to align `work` up to FR_ALIGN; offsets must also fit ptrdiff_t */
     if (cur > (size_t)PTRDIFF_MAX - (FR_ALIGN - 1))
         return 0;
@@ -197,19 +234,25 @@ typedef struct fr_isa_impl {
     void (*forward_f64)(const fr_layer *, const fr_seq *, char *, const fr_plan *, const fr_blas *);
     void (*act_f32)(float *, ptrdiff_t, int);
     void (*act_f64)(double *, ptrdiff_t, int);
+    void (*pack_f32)(const fr_layer *, int, char *, const size_t *);
+    void (*pack_f64)(const fr_layer *, int, char *, const size_t *);
+    int id; /* stored in packed weights: their panel layout is this ISA's */
 } fr_isa_impl;
 
 static const fr_isa_impl fr_isa_generic = {"generic", fr_forward_generic_f32, fr_forward_generic_f64,
                                            fr_apply_activation_generic_f32,
-                                           fr_apply_activation_generic_f64};
+                                           fr_apply_activation_generic_f64, fr_pack_weights_generic_f32,
+                                           fr_pack_weights_generic_f64, 1};
 #ifdef FR_BUILD_AVX2
 static const fr_isa_impl fr_isa_avx2 = {"avx2", fr_forward_avx2_f32, fr_forward_avx2_f64,
-                                        fr_apply_activation_avx2_f32, fr_apply_activation_avx2_f64};
+                                        fr_apply_activation_avx2_f32, fr_apply_activation_avx2_f64,
+                                        fr_pack_weights_avx2_f32, fr_pack_weights_avx2_f64, 2};
 #endif
 #ifdef FR_BUILD_AVX512
 static const fr_isa_impl fr_isa_avx512 = {"avx512", fr_forward_avx512_f32, fr_forward_avx512_f64,
                                           fr_apply_activation_avx512_f32,
-                                          fr_apply_activation_avx512_f64};
+                                          fr_apply_activation_avx512_f64, fr_pack_weights_avx512_f32,
+                                          fr_pack_weights_avx512_f64, 3};
 #endif
 
 static const fr_isa_impl *fr_isa(void)
@@ -247,7 +290,47 @@ int fr_apply_activation(int activation, int dtype, void *x, ptrdiff_t n)
     return FR_OK;
 }
 
+/* The header a fr_pack_weights buffer must carry to be used for layer L on `isa`. */
+static void fr_pack_header_for(const fr_layer *L, const fr_isa_impl *isa, fr_pack_header *h)
+{
+    memset(h, 0, sizeof *h);
+    h->magic = FR_PACK_MAGIC;
+    h->isa = isa->id;
+    h->dtype = L->dtype;
+    h->cell = L->cell;
+    h->depth = L->depth;
+    h->units = L->units;
+    h->proj = L->proj;
+    h->has_proj = L->cell == FR_CELL_LSTM && L->proj_kernel != NULL;
+    h->cand_rb = L->cell == FR_CELL_GRU && L->cand_recurrent_bias != NULL;
+}
+
 /* ---- public API ---- */
+
+size_t fr_packed_size(const fr_layer *layer)
+{
+    size_t off[FR_NMATS];
+    return fr_pack_layout(layer, off);
+}
+
+int fr_pack_weights(const fr_layer *layer, void *packed, size_t size)
+{
+    const fr_isa_impl *isa = fr_isa();
+    size_t off[FR_NMATS];
+    const size_t total = fr_pack_layout(layer, off);
+    fr_pack_header h;
+    if (total == 0 || !packed)
+        return FR_ERR_ARG;
+    if (size < total)
+        return FR_ERR_WORKSPACE;
+    fr_pack_header_for(layer, isa, &h);
+    memcpy(packed, &h, sizeof h);
+    if (layer->dtype == FR_FLOAT32)
+        isa->pack_f32(layer, (int)h.has_proj, (char *)packed, off);
+    else
+        isa->pack_f64(layer, (int)h.has_proj, (char *)packed, off);
+    return FR_OK;
+}
 
 size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq)
 {
@@ -261,6 +344,7 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
                      void *work, size_t work_size, const fr_blas *blas)
 {
     fr_plan pl;
+    const fr_isa_impl *isa = fr_isa();
     ptrdiff_t B, T, b;
     size_t mis;
     char *base;
@@ -292,10 +376,21 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
     mis = (size_t)((uintptr_t)work % FR_ALIGN);
     base = (char *)work + (mis ? FR_ALIGN - mis : 0);
 
+    /* weights packed by fr_pack_weights, if they were packed for this layer and ISA */
+    if (layer->packed && (blas == NULL || blas->products == FR_PRODUCTS_PACKED)) {
+        fr_pack_header want, have;
+        const size_t total = fr_pack_layout(layer, pl.pre_off);
+        fr_pack_header_for(layer, isa, &want);
+        if (total > 0 && layer->packed_size >= total) {
+            memcpy(&have, layer->packed, sizeof have);
+            if (memcmp(&have, &want, sizeof have) == 0)
+                pl.prepacked = (const char *)layer->packed;
+        }
+    }
     if (layer->dtype == FR_FLOAT32)
-        fr_isa()->forward_f32(layer, seq, base, &pl, blas);
+        isa->forward_f32(layer, seq, base, &pl, blas);
     else
-        fr_isa()->forward_f64(layer, seq, base, &pl, blas);
+        isa->forward_f64(layer, seq, base, &pl, blas);
     return FR_OK;
 }
 

@@ -519,7 +519,7 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
     cx.job = job;
 
     fr_queue_phase(&job->queue, &cur, tid, 1, FR_FN(fr_chunk_sort), &cx);
-    if (job->blas == NULL || job->blas->products == FR_PRODUCTS_PACKED)
+    if ((job->blas == NULL || job->blas->products == FR_PRODUCTS_PACKED) && !pl->prepacked)
         fr_queue_phase(&job->queue, &cur, tid, FR_FN(fr_pack_chunks)(job), FR_FN(fr_chunk_pack), &cx);
     /* the input projection of all time steps, outside the recurrence */
     fr_queue_phase(&job->queue, &cur, tid, job->xproj_chunks, FR_FN(fr_chunk_xproj), &cx);
@@ -556,19 +556,48 @@ static void FR_FN(fr_forward_prepare)(void *arg, int nthreads)
 #undef FR_PROJ_ROWS
 #undef FR_FINAL_ROWS
 
+/* The weight matrices of layer L (kernel rows: inputs first, then the recurrent
+ * state), their packed copies not yet placed. */
+static void FR_FN(fr_init_mats)(const fr_layer *L, int has_proj, FR_FN(fr_mat) *mats)
+{
+    const ptrdiff_t D = L->depth, U = L->units, P = L->proj;
+    const ptrdiff_t G = L->cell == FR_CELL_LSTM ? 4 : L->cell == FR_CELL_GRU ? 2 : 1;
+    const FR_T *kernel = (const FR_T *)L->kernel;
+    const FR_T *cand_kernel = (const FR_T *)L->cand_kernel;
+    const int gru = L->cell == FR_CELL_GRU;
+    const size_t pad = FR_PACK_ALIGN_BYTES / sizeof(FR_T);
+    const ptrdiff_t Upad = (ptrdiff_t)(((size_t)U + pad - 1) / pad * pad);
+    mats[FR_MAT_X] = (FR_FN(fr_mat)){kernel, G * U, D, G * U, 1, NULL, 0};
+    mats[FR_MAT_H] = (FR_FN(fr_mat)){kernel + D * G * U, G * U, P, U, G, NULL, P * Upad};
+    mats[FR_MAT_XC] = (FR_FN(fr_mat)){cand_kernel, U, D, gru ? U : 0, 1, NULL, 0};
+    mats[FR_MAT_HC] = (FR_FN(fr_mat)){gru ? cand_kernel + D * U : NULL, U, U, gru ? U : 0, 1, NULL, 0};
+    mats[FR_MAT_PROJ] = (FR_FN(fr_mat)){(const FR_T *)L->proj_kernel, P, U, has_proj ? P : 0, 1, NULL, 0};
+}
+
+/* fr_pack_weights for this ISA: every matrix at its offset in `buf`. */
+void FR_ENTRY(fr_pack_weights)(const fr_layer *L, int has_proj, char *buf, const size_t *off)
+{
+    FR_FN(fr_mat) mats[FR_NMATS];
+    int mi;
+    ptrdiff_t g;
+    FR_FN(fr_init_mats)(L, has_proj, mats);
+    for (mi = 0; mi < FR_NMATS; ++mi) {
+        FR_FN(fr_mat) *m = &mats[mi];
+        m->packed = (FR_T *)(void *)(buf + off[mi]);
+        for (g = 0; g < m->blocks && m->N > 0; ++g)
+            FR_FN(fr_pack_b)(m->K, m->N, m->w + g * m->N, m->ld, m->packed + g * m->bstride);
+    }
+}
+
 void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, char *base, const fr_plan *pl,
                           const fr_blas *blas)
 {
     FR_FN(fr_job) job;
     const ptrdiff_t B = S->batch, T = S->time, D = L->depth, U = L->units, P = L->proj;
     const ptrdiff_t G = pl->G;
-    const FR_T *kernel = (const FR_T *)L->kernel;
-    const FR_T *cand_kernel = (const FR_T *)L->cand_kernel;
-    const int gru = L->cell == FR_CELL_GRU;
-    const size_t pad = FR_PACK_ALIGN_BYTES / sizeof(FR_T);
-    const ptrdiff_t Upad = (ptrdiff_t)(((size_t)U + pad - 1) / pad * pad);
     /* flops of the whole call, to decide whether threads pay off */
-    const double work = 2.0 * (double)B * (double)T * (double)(D + P) * (double)(G * U + (gru ? U : 0));
+    const double work = 2.0 * (double)B * (double)T * (double)(D + P) *
+                        (double)(G * U + (L->cell == FR_CELL_GRU ? U : 0));
     int nthreads, mi;
 
     if (B == 0) /* nothing to read or write */
@@ -579,15 +608,10 @@ void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, char *base, const 
     job.pl = pl;
     job.blas = blas;
     job.base = base;
-    /* the weight matrices (kernel rows: inputs first, then the recurrent state) */
-    job.mats[FR_MAT_X] = (FR_FN(fr_mat)){kernel, G * U, D, G * U, 1, NULL, 0};
-    job.mats[FR_MAT_H] = (FR_FN(fr_mat)){kernel + D * G * U, G * U, P, U, G, NULL, P * Upad};
-    job.mats[FR_MAT_XC] = (FR_FN(fr_mat)){cand_kernel, U, D, gru ? U : 0, 1, NULL, 0};
-    job.mats[FR_MAT_HC] = (FR_FN(fr_mat)){gru ? cand_kernel + D * U : NULL, U, U, gru ? U : 0, 1, NULL, 0};
-    job.mats[FR_MAT_PROJ] = (FR_FN(fr_mat)){(const FR_T *)L->proj_kernel, P, U, pl->has_proj ? P : 0, 1,
-                                            NULL, 0};
+    FR_FN(fr_init_mats)(L, pl->has_proj, job.mats);
     for (mi = 0; mi < FR_NMATS; ++mi)
-        job.mats[mi].packed = (FR_T *)(void *)(base + pl->off_pack[mi]);
+        job.mats[mi].packed = pl->prepacked ? (FR_T *)(void *)(pl->prepacked + pl->pre_off[mi])
+                                            : (FR_T *)(void *)(base + pl->off_pack[mi]);
 
     nthreads = work < 4e6 ? 1 : fr_get_num_threads();
     fr_parallel_run(FR_FN(fr_forward_task), FR_FN(fr_forward_prepare), &job, nthreads);

@@ -154,3 +154,36 @@ def test_kernels_work_in_a_forked_child(rng):
         os._exit(0 if np.array_equal(got, expected) else 3)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_packed_weights_are_cached_and_follow_set_weights(rng):
+    """Built-in cells pack their weights once per (weights, instruction set) and reuse them."""
+    cell = fastrnn.LSTMCell(9, use_peepholes=True, num_proj=4)
+    x = rng.standard_normal((3, 5, 6))
+    out1, _ = fastrnn.dynamic_rnn(cell, x)
+    packed = cell._kernel_spec[1]["packed"]
+    fastrnn.dynamic_rnn(cell, x)
+    assert cell._kernel_spec[1]["packed"] is packed  # reused, not re-packed
+    new = {k: v * 0.5 for k, v in cell.weights.items()}
+    cell.set_weights(new)
+    out2, _ = fastrnn.dynamic_rnn(cell, x)
+    assert cell._kernel_spec[1]["packed"] is not packed
+    twin = ref.LSTMCell(9, use_peepholes=True, num_proj=4)
+    twin.set_weights(new)
+    assert_close(out2, ref.dynamic_rnn(twin, x)[0], np.float64, "after set_weights")
+    assert not np.allclose(out1, out2)
+
+
+def test_kernel_ignores_packed_weights_of_another_layer(rng):
+    a, b = fastrnn.GRUCell(7), fastrnn.GRUCell(5)
+    a.build(3, np.float64)
+    b.build(3, np.float64)
+    (_, spec_a), = _compiled.layer_specs(a)
+    (_, spec_b), = _compiled.layer_specs(b)
+    x = rng.standard_normal((2, 4, 3))
+    h0 = np.zeros((2, 5))
+    want = _kernels.layer_forward(spec_b, x, None, h0, None, False, False, 2, 4)
+    wrong = dict(spec_b, packed=spec_a["packed"])  # packed for a different layer: must not be used
+    got = _kernels.layer_forward(wrong, x, None, h0, None, False, False, 2, 4)
+    for g, w in zip(got[:2], want[:2]):
+        np.testing.assert_array_equal(g, w)

@@ -36,10 +36,17 @@ def register(cls: type, base: type) -> None:
 
 
 def _layer_spec(cell: Any) -> Optional[Dict[str, Any]]:
+    """The kernel spec of a built-in layer cell, with its weights packed once for the
+    current instruction set; cached on the cell until its weights change (or the
+    instruction set does, through FASTRNN_ISA)."""
     kind = _KIND.get(type(cell))
     act = kernel_code(getattr(cell, "_activation", None))
     if kind is None or act is None or not cell.built:
         return None
+    key = (cell._version, _require_kernels().isa())
+    cached = cell.__dict__.get("_kernel_spec")
+    if cached is not None and cached[0] == key:
+        return cached[1]
     w = cell._weights
     spec = {"cell": kind, "dtype": 0 if cell.dtype == np.float32 else 1, "activation": act,
             "depth": cell.input_depth, "units": cell.num_units, "proj": cell.output_size}
@@ -52,6 +59,8 @@ def _layer_spec(cell: Any) -> Optional[Dict[str, Any]]:
         spec.update(forget_bias=cell._forget_bias, cell_clip=cell._cell_clip, proj_clip=cell._proj_clip,
                     w_i_diag=w.get("w_i_diag"), w_f_diag=w.get("w_f_diag"), w_o_diag=w.get("w_o_diag"),
                     proj_kernel=w.get("projection/kernel"))
+    spec["packed"] = _kernels.pack_weights(spec)
+    cell._kernel_spec = (key, spec)
     return spec
 
 

@@ -46,6 +46,8 @@ cdef extern from "fastrnn.h" nogil:
         const void *w_f_diag
         const void *w_o_diag
         const void *proj_kernel
+        const void *packed
+        size_t packed_size
         double forget_bias
         int has_cell_clip
         double cell_clip
@@ -68,6 +70,8 @@ cdef extern from "fastrnn.h" nogil:
     size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq) noexcept
     int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, void *work, size_t work_size,
                          const fr_blas *blas) noexcept
+    size_t fr_packed_size(const fr_layer *layer) noexcept
+    int fr_pack_weights(const fr_layer *layer, void *packed, size_t size) noexcept
     const char *fr_strerror(int status) noexcept
     const char *fr_isa_name() noexcept
     void fr_set_num_threads(int n) noexcept

@@ -18,6 +18,7 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, P
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 
 cimport _fastrnn as c
 
@@ -140,6 +141,17 @@ cdef class _Buffers:
             raise ValueError(f"{name}: data at a misaligned address (not a multiple of {view.itemsize} bytes)")
         return view.buf
 
+    cdef const void *raw(self, object arr, str name) except NULL:
+        """Data pointer of any C-contiguous buffer (bytes, whatever the item type)."""
+        if self.n >= MAX_BUFFERS:
+            raise RuntimeError("too many buffers")
+        cdef Py_buffer *view = &self.views[self.n]
+        PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS)
+        self.n += 1
+        if view.len == 0:
+            raise ValueError(f"{name}: empty")
+        return view.buf
+
     cdef const int64_t *lengths(self, object arr, Py_ssize_t count) except? NULL:
         if arr is None:
             return NULL
@@ -203,31 +215,15 @@ cdef int _check(int status) except -1:
     raise RuntimeError(f"fastrnn kernel failed: {msg}")
 
 
-def layer_forward(dict layer, x, lengths, h0, c0, bint time_major, bint reverse, Py_ssize_t batch,
-                  Py_ssize_t time):
-    """Run one layer over a sequence; returns ``(outputs, h_final, c_final or None)``.
-
-    ``layer`` holds ``cell``, ``dtype`` (0 float32, 1 float64), ``activation``, ``depth``,
-    ``units``, ``proj``, the weight arrays (``kernel``, ``bias``, ``cand_kernel``,
-    ``cand_bias``, ``cand_recurrent_bias``, ``w_i_diag``, ``w_f_diag``, ``w_o_diag``, ``proj_kernel``; absent ones
-    None), ``forget_bias``, ``cell_clip`` and ``proj_clip`` (None or a float).
-    """
-    cdef c.fr_layer L
-    cdef c.fr_seq S
-    cdef int dtype = layer["dtype"]
-    cdef _Buffers bufs = _Buffers(dtype)
+cdef int _fill_layer(c.fr_layer *L, dict layer, _Buffers bufs) except -1:
+    """Fill ``L`` from a layer spec (see layer_forward), acquiring every weight buffer."""
     cdef Py_ssize_t depth = layer["depth"], units = layer["units"], proj = layer["proj"]
     cdef Py_ssize_t gates = {c.FR_CELL_RNN: 1, c.FR_CELL_LSTM: 4, c.FR_CELL_GRU: 2}[layer["cell"]]
     cdef Py_ssize_t recur = proj if layer["cell"] == c.FR_CELL_LSTM else units
-    cdef bint lstm = layer["cell"] == c.FR_CELL_LSTM
     cdef bint gru = layer["cell"] == c.FR_CELL_GRU
-    cdef size_t work_size
-    cdef void *work = NULL
-    cdef int status
-    cdef _Workspace ws
-
+    memset(L, 0, sizeof(c.fr_layer))
     L.cell = layer["cell"]
-    L.dtype = dtype
+    L.dtype = layer["dtype"]
     L.activation = layer["activation"]
     L.depth, L.units, L.proj = depth, units, proj
     L.kernel = bufs.get(layer["kernel"], (depth + recur) * gates * units, False, "kernel")
@@ -244,6 +240,50 @@ def layer_forward(dict layer, x, lengths, h0, c0, bint time_major, bint reverse,
     cell_clip, proj_clip = layer.get("cell_clip"), layer.get("proj_clip")
     L.has_cell_clip, L.cell_clip = cell_clip is not None, (cell_clip or 0.0)
     L.has_proj_clip, L.proj_clip = proj_clip is not None, (proj_clip or 0.0)
+    return 0
+
+
+def pack_weights(dict layer):
+    """The layer's weights packed for the current instruction set, as a uint8 array to pass
+    back as ``layer["packed"]`` (calls then skip packing; the kernel ignores a buffer packed
+    for another ISA or another layer).  Re-pack after the weights change."""
+    cdef c.fr_layer L
+    cdef _Buffers bufs = _Buffers(layer["dtype"])
+    _fill_layer(&L, layer, bufs)
+    cdef size_t size = c.fr_packed_size(&L)
+    if size == 0:
+        _check(c.FR_ERR_ARG)
+    packed = np.empty(size, np.uint8)
+    cdef unsigned char[::1] view = packed
+    _check(c.fr_pack_weights(&L, &view[0], size))
+    return packed
+
+
+def layer_forward(dict layer, x, lengths, h0, c0, bint time_major, bint reverse, Py_ssize_t batch,
+                  Py_ssize_t time):
+    """Run one layer over a sequence; returns ``(outputs, h_final, c_final or None)``.
+
+    ``layer`` holds ``cell``, ``dtype`` (0 float32, 1 float64), ``activation``, ``depth``,
+    ``units``, ``proj``, the weight arrays (``kernel``, ``bias``, ``cand_kernel``,
+    ``cand_bias``, ``cand_recurrent_bias``, ``w_i_diag``, ``w_f_diag``, ``w_o_diag``, ``proj_kernel``; absent ones
+    None), ``forget_bias``, ``cell_clip`` and ``proj_clip`` (None or a float).
+    """
+    cdef c.fr_layer L
+    cdef c.fr_seq S
+    cdef int dtype = layer["dtype"]
+    cdef _Buffers bufs = _Buffers(dtype)
+    cdef Py_ssize_t units = layer["units"], proj = layer["proj"], depth = layer["depth"]
+    cdef bint lstm = layer["cell"] == c.FR_CELL_LSTM
+    cdef size_t work_size
+    cdef void *work = NULL
+    cdef int status
+    cdef _Workspace ws
+
+    _fill_layer(&L, layer, bufs)
+    packed = layer.get("packed")
+    if packed is not None:  # weights packed once by pack_weights (checked by the kernel)
+        L.packed = bufs.raw(packed, "packed")
+        L.packed_size = packed.nbytes
 
     np_dtype = np.float32 if dtype == c.FR_FLOAT32 else np.float64
     shape = (time, batch, proj) if time_major else (batch, time, proj)

@@ -134,6 +134,7 @@ class _LayerCell(_BuiltinCell):
         self._seed = seed
         self._weights: Optional[Dict[str, np.ndarray]] = None
         self._depth: Optional[int] = None
+        self._version = 0  # bumped whenever the weights change (caches of derived data key on it)
 
     # -- structure ---------------------------------------------------------
     @property
@@ -216,6 +217,7 @@ class _LayerCell(_BuiltinCell):
                 value = np.full(shape, 1.0 if init == "ones" else 0.0)
             weights[name] = np.array(value, dtype=d, order="C")
         self._weights, self._depth = weights, depth
+        self._version += 1
 
     def _check_built(self, depth: int, dtype: np.dtype, name: str) -> None:
         if depth != self._depth:
@@ -270,6 +272,7 @@ class _LayerCell(_BuiltinCell):
         new = dict(self._weights or {})
         new.update({k: np.array(a, dtype=dtype, order="C") for k, a in arrays.items()})
         self._weights, self._depth = new, depth
+        self._version += 1
 
     # -- state layout shared with the compiled path ---------------------------
     def _split_state(self, state: Any) -> Tuple[np.ndarray, Optional[np.ndarray]]:
