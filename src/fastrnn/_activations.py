@@ -8,7 +8,7 @@ makes the cell run through the generic NumPy loop.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def get(activation: Union[None, str, Activation], name: str = "activation") -> A
     raise TypeError(f"{name}: expected None, a name or a callable, got {type(activation).__name__}")
 
 
-def kernel_code(activation: Activation) -> Optional[int]:
+def kernel_code(activation: Any) -> Optional[int]:
     """The C kernel's code for ``activation``, or None if it has none."""
     try:
         return _CODES.get(activation)

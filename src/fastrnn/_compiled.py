@@ -21,7 +21,7 @@ from ._validate import Run, c_array
 try:
     from . import _kernels
 except ImportError as e:  # pragma: no cover - only without a build
-    _kernels = None
+    _kernels = None  # type: ignore[assignment]
     _IMPORT_ERROR: Optional[ImportError] = e
 else:
     _IMPORT_ERROR = None
@@ -43,7 +43,8 @@ def _layer_spec(cell: Any) -> Optional[Dict[str, Any]]:
     act = kernel_code(getattr(cell, "_activation", None))
     if kind is None or act is None or not cell.built:
         return None
-    key = (cell._version, _require_kernels().isa())
+    k = _require_kernels()
+    key = (cell._version, k.isa())
     cached = cell.__dict__.get("_kernel_spec")
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -59,7 +60,7 @@ def _layer_spec(cell: Any) -> Optional[Dict[str, Any]]:
         spec.update(forget_bias=cell._forget_bias, cell_clip=cell._cell_clip, proj_clip=cell._proj_clip,
                     w_i_diag=w.get("w_i_diag"), w_f_diag=w.get("w_f_diag"), w_o_diag=w.get("w_o_diag"),
                     proj_kernel=w.get("projection/kernel"))
-    spec["packed"] = _kernels.pack_weights(spec)
+    spec["packed"] = k.pack_weights(spec)
     cell._kernel_spec = (key, spec)
     return spec
 
@@ -67,10 +68,13 @@ def _layer_spec(cell: Any) -> Optional[Dict[str, Any]]:
 def layer_specs(cell: Any) -> Optional[List[Tuple[Any, Dict[str, Any]]]]:
     """``[(layer_cell, spec), ...]`` if ``cell`` (built) runs on the kernels, else None."""
     layers = cell._cells if type(cell) is _ref.MultiRNNCell else [cell]
-    specs = [_layer_spec(c) for c in layers]
-    if any(s is None for s in specs):
-        return None
-    return list(zip(layers, specs))
+    out = []
+    for layer in layers:
+        spec = _layer_spec(layer)
+        if spec is None:
+            return None
+        out.append((layer, spec))
+    return out
 
 
 def _require_kernels() -> Any:
@@ -98,8 +102,9 @@ def run_sequence(cell: Any, layers: List[Tuple[Any, Dict[str, Any]]], run: Run,
     return x, (cell._join_layer_states(finals) if multi else finals[0])
 
 
-def step(cell: Any, x: np.ndarray, state: Any) -> Tuple[np.ndarray, Any]:
-    """One time step of a built-in layer cell on the kernels (a 1-step sequence)."""
+def step(cell: Any, x: np.ndarray, state: Any) -> Optional[Tuple[np.ndarray, Any]]:
+    """One time step of a built-in layer cell on the kernels (a 1-step sequence), or None
+    when the cell cannot run on them (its activation has no kernel)."""
     layers = layer_specs(cell)
     if layers is None:
         return None

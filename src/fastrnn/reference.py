@@ -253,7 +253,7 @@ class _LayerCell(_BuiltinCell):
             raise ValueError(f"set_weights: unknown weight name(s) {unknown} for {type(self).__name__} "
                              f"{self._name!r}; expected names {names}")
         arrays = {k: _v.float_array(v, f"set_weights[{k!r}]") for k, v in mapping.items()}
-        if self.built:
+        if self._weights is not None and self._depth is not None:  # built
             depth, dtype = self._depth, self.dtype
         else:
             missing = [n for n in names if n not in arrays]
