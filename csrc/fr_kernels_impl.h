@@ -173,9 +173,11 @@ typedef struct {
     FR_T *out = (FR_T *)S->out;                                                               \
     const int time_major = S->time_major != 0, reverse = S->reverse != 0
 
-/* x/out row of sorted row p at step t (reversed within its length) */
-#define FR_ROW(p) (time_major ? (reverse ? slen[p] - 1 - t : t) * B + perm[p] \
-                              : perm[p] * T + (reverse ? slen[p] - 1 - t : t))
+/* x/out row of sorted row p at time index tin, and at step t (reversed within its
+ * length when reverse is set): the one place the row layout is spelled out. */
+#define FR_XROW(p, tin) (time_major ? (tin) * B + perm[p] : perm[p] * T + (tin))
+#define FR_ROW_AT(p, t) FR_XROW(p, reverse ? slen[p] - 1 - (t) : (t))
+#define FR_ROW(p) FR_ROW_AT(p, t)
 
 #define FR_PROJ_ROWS 64 /* rows per input-projection chunk */
 
@@ -322,8 +324,7 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
         const ptrdiff_t tt = t + 1;
         ptrdiff_t g, off;
         for (p = 0; p < nact && slen[p] > tt; ++p) {
-            const ptrdiff_t row = time_major ? (reverse ? slen[p] - 1 - tt : tt) * B + perm[p]
-                                             : perm[p] * T + (reverse ? slen[p] - 1 - tt : tt);
+            const ptrdiff_t row = FR_ROW_AT(p, tt);
             for (g = 0; g < GX; g += U)
                 for (off = 0; off < nu; off += 64 / (ptrdiff_t)sizeof(FR_T))
                     __builtin_prefetch(xproj + row * GX + g + u0 + off, 0, 3);
@@ -487,7 +488,7 @@ static void FR_FN(fr_chunk_final)(void *arg, ptrdiff_t chunk, int tid)
     hbuf[1] = (FR_T *)(void *)(base + pl->off_h2);
     for (p = chunk * FR_FINAL_ROWS; p < p1; ++p) {
         for (t = slen[p]; t < T; ++t) {
-            const ptrdiff_t row = time_major ? t * B + perm[p] : perm[p] * T + t;
+            const ptrdiff_t row = FR_XROW(p, t); /* padding is never reversed */
             memset(out + row * P, 0, (size_t)P * sizeof(FR_T));
         }
         memcpy((FR_T *)S->h_final + perm[p] * P, hbuf[slen[p] % 2] + p * P, (size_t)P * sizeof(FR_T));
@@ -552,6 +553,8 @@ static void FR_FN(fr_forward_prepare)(void *arg, int nthreads)
 }
 
 #undef FR_ROW
+#undef FR_ROW_AT
+#undef FR_XROW
 #undef FR_LAYOUT
 #undef FR_PROJ_ROWS
 #undef FR_FINAL_ROWS
