@@ -57,8 +57,13 @@ void fr_gemm_rm_f64(const fr_blas *blas, int M, int N, int K, double alpha,
                     const double *A, int lda, const double *B, int ldb, double beta,
                     double *C, int ldc);
 
-/* The weight matrices of a layer, in the order of fr_plan.off_pack. */
-enum fr_mat_index { FR_MAT_X, FR_MAT_H, FR_MAT_XC, FR_MAT_HC, FR_MAT_PROJ, FR_NMATS };
+/* The weight matrices of a layer, in the order of fr_plan.off_pack, each packed
+ * whole (all its rows: inputs first, then the recurrent state), so that one packed
+ * copy serves the input half, the recurrent half and the fused product of both:
+ *   FR_MAT_XH    kernel [depth+proj, G*units], as G gate blocks of `units` columns
+ *   FR_MAT_C     GRU candidate/kernel [depth+units, units] (absent otherwise)
+ *   FR_MAT_PROJ  LSTM projection/kernel [units, proj] (absent without num_proj) */
+enum fr_mat_index { FR_MAT_XH, FR_MAT_C, FR_MAT_PROJ, FR_NMATS };
 
 /* Packed matrices are padded to a multiple of this many bytes of columns, which
  * every ISA's panel width (2 SIMD vectors, at most 2 x 64 bytes) divides. */
@@ -69,6 +74,12 @@ typedef struct fr_plan {
     ptrdiff_t G;   /* column blocks of `kernel`: 1 RNN, 4 LSTM, 2 GRU */
     ptrdiff_t GX;  /* width of an xproj row */
     int has_proj;  /* LSTM with proj_kernel */
+    /* Input projection: hoisted (0) = one GEMM over all steps into xproj before the
+     * recurrence; fused (1) = inside each step, as one product [x_t | h] . kernel.
+     * In fused mode the h buffers hold rows [x_t | h] (hld = depth + proj columns,
+     * h at column hoff = depth) and there is no xproj; hoisted: hld = proj, hoff = 0. */
+    int fused;
+    ptrdiff_t hld, hoff;
     size_t off_perm, off_slen, off_count, off_pchunk, off_xproj, off_h, off_h2, off_c, off_gates,
         off_mbuf, off_rh, off_cand;
     size_t off_pack[FR_NMATS]; /* packed weight matrices, see fr_mat_index */
@@ -78,7 +89,7 @@ typedef struct fr_plan {
 } fr_plan;
 
 /* A buffer of fr_pack_weights: this header, then the matrices (fr_pack_layout). */
-#define FR_PACK_MAGIC 0x31304b4341505246ull /* "FRPACK01" */
+#define FR_PACK_MAGIC 0x32304b4341505246ull /* "FRPACK02" */
 #define FR_PACK_HEADER 128
 typedef struct fr_pack_header {
     uint64_t magic;

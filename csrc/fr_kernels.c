@@ -13,22 +13,29 @@
  * twice below (float -> *_f32, double -> *_f64), so the two dtypes cannot drift.
  *
  * How (the point of the package):
- *   1. The input half of every product, X[batch*time, depth] * W_x, does not
- *      depend on the recurrence, so it is ONE large GEMM for all time steps
- *      (xproj), done before the loop (GRU: gate and candidate input kernels
- *      written side by side into one [rows, 3*units] buffer via ldc).
- *   2. Rows are counting-sorted by length, descending and stable, and the
+ *   1. Rows are counting-sorted by length, descending and stable, and the
  *      state lives in the workspace in that order.  At step t the rows still
  *      running are then a contiguous prefix [0, nact), nact shrinks as rows
- *      finish, and the per-step recurrent GEMM runs only on that prefix:
- *      total work follows sum(lengths), not batch * max(lengths).
- *   3. Per step: one recurrent GEMM gates[nact, G*units] = h[nact,:] * W_h
- *      (fr_recurrent_gemm_<sfx>, the single function a SIMD micro-kernel will
- *      replace), then one fused pointwise pass per active row that adds the
- *      xproj row and the bias, applies peepholes, activations and clipping,
- *      updates the state in place and writes the output row.  A projected
- *      LSTM adds one GEMM on the prefix (m * P) + clip + output write; a GRU
- *      needs its second product (r .* h) * Wc_h between two pointwise passes.
+ *      finish, and every per-step product runs only on that prefix: total
+ *      work follows sum(lengths), not batch * max(lengths).
+ *   2. The input half of the products, x_t * W_x, does not depend on the
+ *      recurrence.  Two ways (fr_plan.fused, chosen by fr_fused_mode):
+ *      hoisted -- ONE large GEMM for all time steps (xproj) before the loop,
+ *      only over the rows the recurrence reads; each step then multiplies
+ *      h * W_h.  Pays below FR_FUSE_MIN_BATCH rows, where a step's product is
+ *      bound by reading the weights.
+ *      fused -- each step multiplies [x_t | h] * kernel in one product (the
+ *      state buffers hold rows [x_t | h]; a step copies the next step's x rows
+ *      in).  Pays from FR_FUSE_MIN_BATCH rows on: the step is bound by
+ *      arithmetic, and no [rows, G*units] xproj is written and read back.
+ *      Either way every product reads ONE packed copy of the kernel (rows
+ *      [0, depth) for x, [depth, depth+proj) for h, or all of them).
+ *   3. Per step: the product gates[nact, G*units], then one fused pointwise
+ *      pass per active row that adds the bias (and the xproj row), applies
+ *      peepholes, activations and clipping, updates the state in place and
+ *      writes the output row.  A projected LSTM adds one GEMM on the prefix
+ *      (m * P) + clip + output write; a GRU needs its second product
+ *      (r .* h) * Wc_h between two pointwise passes.
  *   4. Output rows past a row's length are zeroed, the final state is
  *      scattered back to the caller's row order.
  * Nothing is allocated: everything lives in the caller's workspace, whose
@@ -41,14 +48,18 @@
  *     perm   ptrdiff_t[batch]           sorted position -> caller's row index
  *     slen   ptrdiff_t[batch]           length of the row at each sorted position
  *     count  ptrdiff_t[time + 1]        counting-sort buckets (0 bytes if batch == 0)
- *     xproj  T[batch*time, GX]          X * W_x, rows in the caller's x row order;
- *                                       GX = units (RNN), 4*units (LSTM),
- *                                       3*units (GRU: [r|u gates | candidate])
- *     h      T[batch, proj]             recurrent state, sorted order
+ *     pchunk ptrdiff_t[batch + 1]       input-projection chunks per row segment
+ *     xproj  T[batch*time, GX]          hoisted mode only: X * W_x, rows in the
+ *                                       caller's x row order; GX = units (RNN),
+ *                                       4*units (LSTM), 3*units (GRU: [r|u gates |
+ *                                       candidate])
+ *     h, h2  T[batch, hld]              recurrent state, sorted order, double-
+ *                                       buffered; fused mode: rows [x_t | h]
  *     c      T[batch, units]            LSTM cell state, sorted order (LSTM only)
- *     gates  T[batch, G*units]          per-step h * W_h (G = 1, 4, 2)
+ *     gates  T[batch, G*units]          the per-step product (G = 1, 4, 2)
  *     mbuf   T[batch, units]            unprojected LSTM output (projected LSTM only)
- *     rh     T[batch, units]            GRU r .* h (GRU only)
+ *     rh     T[batch, units]            GRU r .* h (GRU only; reset-after, fused:
+ *                                       x * Wc_x)
  *     cand   T[batch, units]            GRU (r .* h) * Wc_h (GRU only)
  * T is float or double per layer->dtype.  Absent buffers take 0 bytes.
  *
@@ -104,14 +115,10 @@ static void fr_pack_dims(const fr_layer *L, size_t es, size_t rows[FR_NMATS], si
     const size_t G = L->cell == FR_CELL_LSTM ? 4 : L->cell == FR_CELL_GRU ? 2 : 1;
     const size_t u_gru = L->cell == FR_CELL_GRU ? U : 0;
     const int has_proj = L->cell == FR_CELL_LSTM && L->proj_kernel != NULL;
-    rows[FR_MAT_X] = D;
-    cols[FR_MAT_X] = G * U;
-    rows[FR_MAT_H] = P; /* one block per gate, each padded */
-    cols[FR_MAT_H] = G * ((U + pad - 1) / pad * pad);
-    rows[FR_MAT_XC] = D;
-    cols[FR_MAT_XC] = u_gru;
-    rows[FR_MAT_HC] = U;
-    cols[FR_MAT_HC] = u_gru;
+    rows[FR_MAT_XH] = D + P; /* one block per gate, each padded */
+    cols[FR_MAT_XH] = G * ((U + pad - 1) / pad * pad);
+    rows[FR_MAT_C] = D + U;
+    cols[FR_MAT_C] = u_gru;
     rows[FR_MAT_PROJ] = U;
     cols[FR_MAT_PROJ] = has_proj ? P : 0;
 }
@@ -155,8 +162,9 @@ static int fr_layer_ok(const fr_layer *L)
     }
     if (L->cell == FR_CELL_GRU && (!L->cand_kernel || !L->cand_bias))
         return 0;
-    /* every int handed to a GEMM: N, K, ld* in {depth, units, proj, G*units, GX} */
-    if (L->units > INT_MAX / 4 || L->depth > INT_MAX || L->proj > INT_MAX)
+    /* every int handed to a GEMM: N, K, ld* in {depth, units, proj, depth+proj,
+     * depth+units, G*units, GX} */
+    if (L->units > INT_MAX / 4 || L->depth > INT_MAX / 2 || L->proj > INT_MAX / 2)
         return 0;
     return 1;
 }
@@ -168,6 +176,24 @@ static size_t fr_pack_layout(const fr_layer *L, size_t off[FR_NMATS])
     if (!fr_layer_ok(L) || !fr_take_packed(L, &cur, off))
         return 0;
     return cur;
+}
+
+/* Fused input projection (fr_plan.fused) from this many rows on.  Below it the step
+ * product is a matrix-vector product bound by reading the weights, and reading W_x at
+ * every step as well would double that, where the hoisted GEMM reads it once for all
+ * steps.  From it on the step product is bound by arithmetic, and fusing saves
+ * writing and re-reading the [rows, G*units] xproj buffer (measured: see bench/).
+ * FASTRNN_XPROJ=fused|hoisted forces either (the tests run both). */
+#define FR_FUSE_MIN_BATCH 4
+
+static int fr_fused_mode(const fr_seq *S)
+{
+    const char *want = getenv("FASTRNN_XPROJ");
+    if (want && strcmp(want, "fused") == 0)
+        return 1;
+    if (want && strcmp(want, "hoisted") == 0)
+        return 0;
+    return S->batch >= FR_FUSE_MIN_BATCH;
 }
 
 static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
@@ -196,6 +222,9 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
     if (T > 0 && B > INT_MAX / T)
         return 0;
     pl->GX = L->cell == FR_CELL_GRU ? 3 * U : pl->G * U;
+    pl->fused = fr_fused_mode(S);
+    pl->hld = pl->fused ? D + P : P;
+    pl->hoff = pl->fused ? D : 0;
 
     es = L->dtype == FR_FLOAT32 ? sizeof(float) : sizeof(double);
     u_lstm = L->cell == FR_CELL_LSTM ? (size_t)U : 0;
@@ -205,9 +234,9 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
         !fr_take(&cur, &pl->off_slen, (size_t)B, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_count, B > 0 ? (size_t)T + 1 : 0, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_pchunk, (size_t)B + 1, 1, sizeof(ptrdiff_t)) ||
-        !fr_take(&cur, &pl->off_xproj, (size_t)B * (size_t)T, (size_t)pl->GX, es) ||
-        !fr_take(&cur, &pl->off_h, (size_t)B, (size_t)P, es) ||
-        !fr_take(&cur, &pl->off_h2, (size_t)B, (size_t)P, es) ||
+        !fr_take(&cur, &pl->off_xproj, pl->fused ? 0 : (size_t)B * (size_t)T, (size_t)pl->GX, es) ||
+        !fr_take(&cur, &pl->off_h, (size_t)B, (size_t)pl->hld, es) ||
+        !fr_take(&cur, &pl->off_h2, (size_t)B, (size_t)pl->hld, es) ||
         !fr_take(&cur, &pl->off_c, (size_t)B, u_lstm, es) ||
         !fr_take(&cur, &pl->off_gates, (size_t)B, (size_t)(pl->G * U), es) ||
         !fr_take(&cur, &pl->off_mbuf, (size_t)B, u_proj, es) ||

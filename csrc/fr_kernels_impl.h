@@ -24,8 +24,9 @@
  * sig and tanh: branch-free float32 versions, libm for float64 (fr_mathf.h).
  *
  * Memory layout: all matrices row-major.  kernel = [W_x (depth rows);
- * W_h (proj or units rows)], so W_x = kernel and W_h = kernel + depth*ncols,
- * both with leading dimension ncols -- no weight copies.  x/out row of (t, b)
+ * W_h (proj or units rows)], packed once as a whole; W_x and W_h are views of
+ * its rows (fr_mat_rows), and the fused mode multiplies [x_t | h] rows by all
+ * of it (see fr_kernels.c, "How", 2).  x/out row of (t, b)
  * is t*batch+b (time-major) or b*time+t (batch-major); xproj uses the same
  * row numbering as x, so the big input GEMM reads x as one [batch*time, depth]
  * matrix whatever the majorness.  State buffers (h, c, gates, ...) are in
@@ -67,14 +68,22 @@ static void FR_FN(fr_vact)(FR_T *restrict x, ptrdiff_t n, int act)
     }
 }
 
-/* z += a + b */
+/* z += a + b, or z += b when a is NULL (fused mode: the product already holds x.W_x) */
 static void FR_FN(fr_vadd2)(FR_T *restrict z, const FR_T *restrict a, const FR_T *restrict b,
                             ptrdiff_t n)
 {
     ptrdiff_t j;
-    for (j = 0; j < n; ++j)
-        z[j] += a[j] + b[j];
+    if (a) {
+        for (j = 0; j < n; ++j)
+            z[j] += a[j] + b[j];
+    } else {
+        for (j = 0; j < n; ++j)
+            z[j] += b[j];
+    }
 }
+
+/* p + k, NULL stays NULL (an absent xproj row) */
+#define FR_OFF(p, k) ((p) ? (p) + (k) : NULL)
 
 /* clip_by_value(x, -lim, lim) in place; NaN propagates */
 static void FR_FN(fr_vclip)(FR_T *restrict x, ptrdiff_t n, FR_T lim)
@@ -97,23 +106,35 @@ void FR_ENTRY(fr_apply_activation)(FR_T *x, ptrdiff_t n, int act)
 }
 
 /* One weight matrix of the layer: row-major source (K x N*blocks, leading dimension
- * ld) and, in packed mode, its panels in the workspace.  W_h is kept as G blocks
- * (one per gate, N = units each) so that threads can take the same unit range of
- * every gate: block g, columns [n0, n1) is source columns g*N + [n0, n1). */
+ * ld) and, in packed mode, its panels.  The kernel is kept as G blocks (one per
+ * gate, N = units each) so that threads can take the same unit range of every
+ * gate: block g, columns [n0, n1) is source columns g*N + [n0, n1). */
 typedef struct {
     const FR_T *w;
     ptrdiff_t ld, K, N, blocks;
     FR_T *packed;
+    ptrdiff_t kst;     /* rows of the packed panels (K, or more for a view of some rows) */
     ptrdiff_t bstride; /* packed elements per block */
 } FR_FN(fr_mat);
 
-/* C[r0:r1, g*N + n0 : g*N + n1] = A[r0:r1, :] . M[:, same] for every block g: the one
- * interface every product of the layer goes through (input projection: all columns,
- * a row range per thread; step products: all active rows, a column range per thread).
- * n0 must be a multiple of the panel width FR_PG_NR. */
+/* Rows [k0, k1) of m: the input half (W_x) or the recurrent half (W_h) of a kernel
+ * packed whole, with no copy. */
+static FR_FN(fr_mat) FR_FN(fr_mat_rows)(const FR_FN(fr_mat) *m, ptrdiff_t k0, ptrdiff_t k1)
+{
+    FR_FN(fr_mat) v = *m;
+    v.w = m->w ? m->w + k0 * m->ld : NULL;
+    v.packed = m->packed ? m->packed + k0 * FR_PG_NR : NULL;
+    v.K = k1 - k0;
+    return v;
+}
+
+/* C[r0:r1, g*N + n0 : g*N + n1] (acc: +)= A[r0:r1, :] . M[:, same] for every block g:
+ * the one interface every product of the layer goes through (input projection: all
+ * columns, a row range per thread; step products: all active rows, a column range per
+ * thread).  n0 must be a multiple of the panel width FR_PG_NR. */
 static void FR_FN(fr_product)(const fr_blas *blas, const FR_FN(fr_mat) *m, ptrdiff_t r0, ptrdiff_t r1,
                               ptrdiff_t n0, ptrdiff_t n1, const FR_T *a, ptrdiff_t lda, FR_T *c,
-                              ptrdiff_t ldc)
+                              ptrdiff_t ldc, int acc)
 {
     ptrdiff_t g;
     if (r1 <= r0 || n1 <= n0)
@@ -121,10 +142,11 @@ static void FR_FN(fr_product)(const fr_blas *blas, const FR_FN(fr_mat) *m, ptrdi
     for (g = 0; g < m->blocks; ++g) {
         FR_T *cg = c + g * m->N;
         if (blas == NULL || blas->products == FR_PRODUCTS_PACKED)
-            FR_FN(fr_pgemm)(r0, r1, n0, n1, m->K, a, lda, m->packed + g * m->bstride, cg, ldc);
+            FR_FN(fr_pgemm)(r0, r1, n0, n1, m->K, a, lda, m->packed + g * m->bstride, m->kst, cg, ldc,
+                            acc);
         else
             FR_FN(fr_gemm_rm)(blas, (int)(r1 - r0), (int)(n1 - n0), (int)m->K, (FR_T)1, a + r0 * lda,
-                              (int)lda, m->w + g * m->N + n0, (int)m->ld, (FR_T)0,
+                              (int)lda, m->w + g * m->N + n0, (int)m->ld, (FR_T)(acc ? 1 : 0),
                               cg + r0 * ldc + n0, (int)ldc);
     }
 }
@@ -137,6 +159,8 @@ typedef struct {
     const fr_blas *blas;
     char *base;
     FR_FN(fr_mat) mats[FR_NMATS];
+    /* their halves: kernel rows of the inputs (wx, cx) and of the recurrent state (wh, ch) */
+    FR_FN(fr_mat) wx, wh, cx, ch;
     fr_queue queue;
     /* segments of x rows that are ever read (set by the sort phase): one per batch row
      * (its first len[b] rows) for batch-major input with lengths, else one (all rows of
@@ -150,7 +174,7 @@ typedef struct {
 typedef struct {
     FR_FN(fr_job) *job;
     ptrdiff_t t, nact;  /* the step, and its active rows (a prefix in sorted order) */
-    const FR_T *h;      /* recurrent state read by step t: hbuf[t % 2] */
+    const FR_T *h;      /* recurrent state read by step t: hbuf[t % 2], rows of pl->hld */
     FR_T *hn;           /* ... and written by it: hbuf[(t + 1) % 2] */
 } FR_FN(fr_ctx);
 
@@ -161,7 +185,7 @@ typedef struct {
     char *base = (job)->base;                                                                 \
     const ptrdiff_t B = S->batch, T = S->time;                                                \
     const ptrdiff_t U = L->units, P = L->proj;                                                \
-    const ptrdiff_t GU = pl->G * L->units, GX = pl->GX;                                       \
+    const ptrdiff_t GU = pl->G * L->units, GX = pl->GX, HLD = pl->hld;                         \
     ptrdiff_t *perm = (ptrdiff_t *)(void *)(base + pl->off_perm);                             \
     ptrdiff_t *slen = (ptrdiff_t *)(void *)(base + pl->off_slen);                             \
     FR_T *xproj = (FR_T *)(void *)(base + pl->off_xproj);                                     \
@@ -181,6 +205,30 @@ typedef struct {
 
 #define FR_PROJ_ROWS 64 /* rows per input-projection chunk */
 
+/* Fused mode: copy the inputs of step t of sorted rows [p0, p1) (all of them run at
+ * step t) into the x columns of their [x | h] rows in xh. */
+static void FR_FN(fr_load_x)(const FR_FN(fr_job) *job, FR_T *xh, ptrdiff_t t, ptrdiff_t p0,
+                             ptrdiff_t p1)
+{
+    const fr_seq *S = job->S;
+    const ptrdiff_t B = S->batch, T = S->time, D = job->L->depth, HLD = job->pl->hld;
+    const ptrdiff_t *perm = (const ptrdiff_t *)(void *)(job->base + job->pl->off_perm);
+    const ptrdiff_t *slen = (const ptrdiff_t *)(void *)(job->base + job->pl->off_slen);
+    const int time_major = S->time_major != 0, reverse = S->reverse != 0;
+    const FR_T *x = (const FR_T *)S->x;
+    ptrdiff_t p;
+    for (p = p0; p < p1; ++p)
+        memcpy(xh + p * HLD, x + FR_ROW_AT(p, t) * D, (size_t)D * sizeof(FR_T));
+}
+
+/* The rows of the active prefix [0, nact) that still run at step t. */
+static ptrdiff_t FR_FN(fr_active)(const ptrdiff_t *slen, ptrdiff_t nact, ptrdiff_t t)
+{
+    while (nact > 0 && slen[nact - 1] <= t)
+        --nact;
+    return nact;
+}
+
 /* Phase "sort" (1 chunk): stable counting sort of the rows by length, descending,
  * and the initial state gathered into that order (hbuf[0], c). */
 static void FR_FN(fr_chunk_sort)(void *arg, ptrdiff_t chunk, int tid)
@@ -188,7 +236,8 @@ static void FR_FN(fr_chunk_sort)(void *arg, ptrdiff_t chunk, int tid)
     FR_FN(fr_job) *job = ((FR_FN(fr_ctx) *)arg)->job;
     FR_LAYOUT(job);
     ptrdiff_t *count = (ptrdiff_t *)(void *)(base + pl->off_count);
-    FR_T *h = (FR_T *)(void *)(base + pl->off_h);
+    FR_T *xh = (FR_T *)(void *)(base + pl->off_h);
+    FR_T *h = xh + pl->hoff;
     ptrdiff_t b, l, p, pos = 0;
     (void)chunk, (void)tid, (void)xproj, (void)gates, (void)mbuf, (void)rh, (void)cand, (void)out,
         (void)time_major, (void)reverse, (void)GU, (void)GX;
@@ -208,10 +257,12 @@ static void FR_FN(fr_chunk_sort)(void *arg, ptrdiff_t chunk, int tid)
         slen[p] = len;
     }
     for (p = 0; p < B; ++p) {
-        memcpy(h + p * P, (const FR_T *)S->h0 + perm[p] * P, (size_t)P * sizeof(FR_T));
+        memcpy(h + p * HLD, (const FR_T *)S->h0 + perm[p] * P, (size_t)P * sizeof(FR_T));
         if (L->cell == FR_CELL_LSTM)
             memcpy(c + p * U, (const FR_T *)S->c0 + perm[p] * U, (size_t)U * sizeof(FR_T));
     }
+    if (pl->fused) /* the inputs of step 0 */
+        FR_FN(fr_load_x)(job, xh, 0, 0, FR_FN(fr_active)(slen, B, 0));
     /* the rows the recurrence will read, in chunks for the input projection: padding
      * past a row's length is never projected */
     {
@@ -290,16 +341,18 @@ static void FR_FN(fr_chunk_xproj)(void *arg, ptrdiff_t chunk, int tid)
     r1 = r0 + FR_PROJ_ROWS < end ? r0 + FR_PROJ_ROWS : end;
     FR_T *xproj = (FR_T *)(void *)(job->base + job->pl->off_xproj);
     (void)tid;
-    FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_X], r0, r1, 0, job->pl->G * L->units, x, D, xproj,
-                      job->pl->GX);
+    FR_FN(fr_product)(job->blas, &job->wx, r0, r1, 0, L->units, x, D, xproj, job->pl->GX, 0);
     if (L->cell == FR_CELL_GRU) /* candidate input kernel, columns [2U, 3U) */
-        FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_XC], r0, r1, 0, L->units, x, D,
-                          xproj + job->pl->G * L->units, job->pl->GX);
+        FR_FN(fr_product)(job->blas, &job->cx, r0, r1, 0, L->units, x, D,
+                          xproj + job->pl->G * L->units, job->pl->GX, 0);
 }
 
 /* Phase A of step t, chunk = a panel of units [u0, u1) of every gate: the step's
  * product for those columns, then the fused pointwise pass over those units for
- * every active row.  (GRU: gates and r*h; a projected LSTM: m before projection.) */
+ * every active row.  (GRU: gates and r*h; a projected LSTM: m before projection.)
+ * Fused mode: the product is [x_t | h] . kernel, and the chunk also copies its share
+ * of the next step's inputs into the other [x | h] buffer (which this step does not
+ * read: it writes only that buffer's h columns). */
 static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
 {
     const FR_FN(fr_ctx) *cx = (const FR_FN(fr_ctx) *)arg;
@@ -313,14 +366,20 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
     const FR_T *h = cx->h;
     FR_T *hn = cx->hn;
     const ptrdiff_t u0 = chunk * FR_PG_NR, u1 = u0 + FR_PG_NR < U ? u0 + FR_PG_NR : U, nu = u1 - u0;
+    const int fused = pl->fused;
+    const FR_T *xh = h - pl->hoff; /* fused mode: the [x_t | h] rows */
     ptrdiff_t p, j;
     (void)tid, (void)mbuf, (void)rh, (void)cand, (void)c;
 
-    /* Prefetch this chunk's input-projection values of the NEXT step (xproj is far
-     * larger than the caches and is read once per step): the GEMM below hides the
-     * latency.  Measured: the first xproj read of the gate pass was 6% of an LSTM
-     * call (batch 16, 256 units) before. */
-    if (t + 1 < T) {
+    if (fused && t + 1 < T) {
+        const ptrdiff_t nchunks = (U + FR_PG_NR - 1) / FR_PG_NR;
+        const ptrdiff_t nnext = FR_FN(fr_active)(slen, nact, t + 1);
+        FR_FN(fr_load_x)(job, hn - pl->hoff, t + 1, chunk * nnext / nchunks, (chunk + 1) * nnext / nchunks);
+    } else if (t + 1 < T) {
+        /* Prefetch this chunk's input-projection values of the NEXT step (xproj is far
+         * larger than the caches and is read once per step): the GEMM below hides the
+         * latency.  Measured: the first xproj read of the gate pass was 6% of an LSTM
+         * call (batch 16, 256 units) before. */
         const ptrdiff_t tt = t + 1;
         ptrdiff_t g, off;
         for (p = 0; p < nact && slen[p] > tt; ++p) {
@@ -331,16 +390,20 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
         }
     }
 
-    /* gates[0:nact, g*U + [u0,u1)] = h[0:nact, :] . W_h, every gate g */
-    FR_FN(fr_product)(blas, &mats[FR_MAT_H], 0, nact, u0, u1, h, P, gates, GU);
+    /* gates[0:nact, g*U + [u0,u1)] = h[0:nact, :] . W_h (fused: [x_t | h] . kernel),
+     * every gate g */
+    if (fused)
+        FR_FN(fr_product)(blas, &mats[FR_MAT_XH], 0, nact, u0, u1, xh, HLD, gates, GU, 0);
+    else
+        FR_FN(fr_product)(blas, &job->wh, 0, nact, u0, u1, h, HLD, gates, GU, 0);
 
     if (L->cell == FR_CELL_RNN) {
         for (p = 0; p < nact; ++p) {
             const ptrdiff_t row = FR_ROW(p);
             FR_T *g = gates + p * GU + u0;
-            FR_FN(fr_vadd2)(g, xproj + row * GX + u0, bias + u0, nu);
+            FR_FN(fr_vadd2)(g, fused ? NULL : xproj + row * GX + u0, bias + u0, nu);
             FR_FN(fr_vact)(g, nu, act);
-            memcpy(hn + p * P + u0, g, (size_t)nu * sizeof(FR_T));
+            memcpy(hn + p * HLD + u0, g, (size_t)nu * sizeof(FR_T));
             memcpy(out + row * P + u0, g, (size_t)nu * sizeof(FR_T));
         }
     } else if (L->cell == FR_CELL_LSTM) {
@@ -358,13 +421,13 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
             FR_T *restrict gj = gi + U;
             FR_T *restrict gf = gi + 2 * U;
             FR_T *restrict go = gi + 3 * U;
-            const FR_T *xp = xproj + row * GX + u0;
+            const FR_T *xp = fused ? NULL : xproj + row * GX + u0;
             FR_T *restrict cr = c + p * U + u0;
-            FR_T *restrict mr = has_proj ? mbuf + p * U + u0 : hn + p * P + u0;
+            FR_T *restrict mr = has_proj ? mbuf + p * U + u0 : hn + p * HLD + u0;
             FR_FN(fr_vadd2)(gi, xp, bias + u0, nu);
-            FR_FN(fr_vadd2)(gj, xp + U, bias + U + u0, nu);
-            FR_FN(fr_vadd2)(gf, xp + 2 * U, bias + 2 * U + u0, nu);
-            FR_FN(fr_vadd2)(go, xp + 3 * U, bias + 3 * U + u0, nu);
+            FR_FN(fr_vadd2)(gj, FR_OFF(xp, U), bias + U + u0, nu);
+            FR_FN(fr_vadd2)(gf, FR_OFF(xp, 2 * U), bias + 2 * U + u0, nu);
+            FR_FN(fr_vadd2)(go, FR_OFF(xp, 3 * U), bias + 3 * U + u0, nu);
             if (peep) {
                 for (j = 0; j < nu; ++j) {
                     gi[j] += wi[j] * cr[j];
@@ -394,23 +457,28 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
         }
     } else { /* FR_CELL_GRU */
         const FR_T *crb = L->cand_recurrent_bias ? (const FR_T *)L->cand_recurrent_bias + u0 : NULL;
-        /* reset-after: cand = h . Wc_h, before the reset gate (same h as the gates) */
-        if (crb)
-            FR_FN(fr_product)(blas, &mats[FR_MAT_HC], 0, nact, u0, u1, h, P, cand, U);
+        /* reset-after: cand = h . Wc_h, before the reset gate (same h as the gates);
+         * fused mode: x . Wc_x into rh (which reset-after does not otherwise use) */
+        if (crb) {
+            FR_FN(fr_product)(blas, &job->ch, 0, nact, u0, u1, h, HLD, cand, U, 0);
+            if (fused)
+                FR_FN(fr_product)(blas, &job->cx, 0, nact, u0, u1, xh, HLD, rh, U, 0);
+        }
         for (p = 0; p < nact; ++p) {
             const ptrdiff_t row = FR_ROW(p);
             FR_T *restrict gr = gates + p * GU + u0;
             FR_T *restrict gu = gr + U;
-            FR_FN(fr_vadd2)(gr, xproj + row * GX + u0, bias + u0, nu);
-            FR_FN(fr_vadd2)(gu, xproj + row * GX + U + u0, bias + U + u0, nu);
+            const FR_T *xp = fused ? NULL : xproj + row * GX + u0;
+            FR_FN(fr_vadd2)(gr, xp, bias + u0, nu);
+            FR_FN(fr_vadd2)(gu, FR_OFF(xp, U), bias + U + u0, nu);
             FR_FN(fr_vsigmoid)(gr, nu);
             FR_FN(fr_vsigmoid)(gu, nu);
             if (crb) { /* the whole step: cand = act(xc + cb + r * (h.Wc_h + rb)), h' */
                 const FR_T *restrict cb = (const FR_T *)L->cand_bias + u0;
-                const FR_T *restrict hr = h + p * P + u0;
-                const FR_T *restrict xc = xproj + row * GX + GU + u0;
+                const FR_T *restrict hr = h + p * HLD + u0;
+                const FR_T *restrict xc = fused ? rh + p * U + u0 : xproj + row * GX + GU + u0;
                 FR_T *restrict cr = cand + p * U + u0;
-                FR_T *restrict hnr = hn + p * P + u0;
+                FR_T *restrict hnr = hn + p * HLD + u0;
                 for (j = 0; j < nu; ++j)
                     cr[j] = (xc[j] + cb[j]) + gr[j] * (cr[j] + crb[j]);
                 FR_FN(fr_vact)(cr, nu, act);
@@ -418,7 +486,7 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
                     hnr[j] = gu[j] * hr[j] + ((FR_T)1 - gu[j]) * cr[j];
                 memcpy(out + row * P + u0, hnr, (size_t)nu * sizeof(FR_T));
             } else { /* TF1: rh = r .* h; the candidate needs every unit of rh (phase B) */
-                const FR_T *restrict hr = h + p * P + u0;
+                const FR_T *restrict hr = h + p * HLD + u0;
                 FR_T *restrict rr = rh + p * U + u0;
                 for (j = 0; j < nu; ++j)
                     rr[j] = gr[j] * hr[j];
@@ -444,14 +512,19 @@ static void FR_FN(fr_chunk_step_b)(void *arg, ptrdiff_t chunk, int tid)
     (void)tid, (void)c;
     if (L->cell == FR_CELL_GRU) {
         const FR_T *cb = (const FR_T *)L->cand_bias + k0;
-        FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_HC], 0, nact, k0, k1, rh, U, cand, U);
+        if (pl->fused) { /* cand = [x_t | rh] . Wc as x . Wc_x, then += rh . Wc_h */
+            FR_FN(fr_product)(job->blas, &job->cx, 0, nact, k0, k1, h - pl->hoff, HLD, cand, U, 0);
+            FR_FN(fr_product)(job->blas, &job->ch, 0, nact, k0, k1, rh, U, cand, U, 1);
+        } else {
+            FR_FN(fr_product)(job->blas, &job->ch, 0, nact, k0, k1, rh, U, cand, U, 0);
+        }
         for (p = 0; p < nact; ++p) {
             const ptrdiff_t row = FR_ROW(p);
             const FR_T *restrict u = gates + p * GU + U + k0;
-            const FR_T *restrict hr = h + p * P + k0;
+            const FR_T *restrict hr = h + p * HLD + k0;
             FR_T *restrict cr = cand + p * U + k0;
-            FR_T *restrict hnr = hn + p * P + k0;
-            FR_FN(fr_vadd2)(cr, xproj + row * GX + GU + k0, cb, nk);
+            FR_T *restrict hnr = hn + p * HLD + k0;
+            FR_FN(fr_vadd2)(cr, pl->fused ? NULL : xproj + row * GX + GU + k0, cb, nk);
             FR_FN(fr_vact)(cr, nk, L->activation);
             for (j = 0; j < nk; ++j)
                 hnr[j] = u[j] * hr[j] + ((FR_T)1 - u[j]) * cr[j];
@@ -460,9 +533,9 @@ static void FR_FN(fr_chunk_step_b)(void *arg, ptrdiff_t chunk, int tid)
     } else {
         const int has_pclip = L->has_proj_clip != 0;
         const FR_T pclip = (FR_T)L->proj_clip;
-        FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_PROJ], 0, nact, k0, k1, mbuf, U, hn, P);
+        FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_PROJ], 0, nact, k0, k1, mbuf, U, hn, HLD, 0);
         for (p = 0; p < nact; ++p) {
-            FR_T *hr = hn + p * P + k0;
+            FR_T *hr = hn + p * HLD + k0;
             if (has_pclip)
                 FR_FN(fr_vclip)(hr, nk, pclip);
             memcpy(out + FR_ROW(p) * P + k0, hr, (size_t)nk * sizeof(FR_T));
@@ -484,14 +557,14 @@ static void FR_FN(fr_chunk_final)(void *arg, ptrdiff_t chunk, int tid)
     ptrdiff_t p, t;
     (void)tid, (void)xproj, (void)gates, (void)mbuf, (void)rh, (void)cand, (void)reverse, (void)GU,
         (void)GX;
-    hbuf[0] = (FR_T *)(void *)(base + pl->off_h);
-    hbuf[1] = (FR_T *)(void *)(base + pl->off_h2);
+    hbuf[0] = (FR_T *)(void *)(base + pl->off_h) + pl->hoff;
+    hbuf[1] = (FR_T *)(void *)(base + pl->off_h2) + pl->hoff;
     for (p = chunk * FR_FINAL_ROWS; p < p1; ++p) {
         for (t = slen[p]; t < T; ++t) {
             const ptrdiff_t row = FR_XROW(p, t); /* padding is never reversed */
             memset(out + row * P, 0, (size_t)P * sizeof(FR_T));
         }
-        memcpy((FR_T *)S->h_final + perm[p] * P, hbuf[slen[p] % 2] + p * P, (size_t)P * sizeof(FR_T));
+        memcpy((FR_T *)S->h_final + perm[p] * P, hbuf[slen[p] % 2] + p * HLD, (size_t)P * sizeof(FR_T));
         if (L->cell == FR_CELL_LSTM)
             memcpy((FR_T *)S->c_final + perm[p] * U, c + p * U, (size_t)U * sizeof(FR_T));
     }
@@ -513,8 +586,8 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
     ptrdiff_t t;
     (void)nthreads;
 
-    hbuf[0] = (FR_T *)(void *)(job->base + pl->off_h);
-    hbuf[1] = (FR_T *)(void *)(job->base + pl->off_h2);
+    hbuf[0] = (FR_T *)(void *)(job->base + pl->off_h) + pl->hoff;
+    hbuf[1] = (FR_T *)(void *)(job->base + pl->off_h2) + pl->hoff;
     fr_cursor_init(&cur, job->queue.nowners);
     memset(&cx, 0, sizeof cx);
     cx.job = job;
@@ -522,15 +595,15 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
     fr_queue_phase(&job->queue, &cur, tid, 1, FR_FN(fr_chunk_sort), &cx);
     if ((job->blas == NULL || job->blas->products == FR_PRODUCTS_PACKED) && !pl->prepacked)
         fr_queue_phase(&job->queue, &cur, tid, FR_FN(fr_pack_chunks)(job), FR_FN(fr_chunk_pack), &cx);
-    /* the input projection of all time steps, outside the recurrence */
-    fr_queue_phase(&job->queue, &cur, tid, job->xproj_chunks, FR_FN(fr_chunk_xproj), &cx);
+    /* the input projection of all time steps, outside the recurrence (hoisted mode) */
+    if (!pl->fused)
+        fr_queue_phase(&job->queue, &cur, tid, job->xproj_chunks, FR_FN(fr_chunk_xproj), &cx);
 
     /* the recurrence over the shrinking prefix of active rows; h double-buffered
      * so that a step reads hbuf[t % 2] whole while its chunks write the other */
     cx.nact = B;
     for (t = 0; t < T; ++t) {
-        while (cx.nact > 0 && slen[cx.nact - 1] <= t)
-            --cx.nact;
+        cx.nact = FR_FN(fr_active)(slen, cx.nact, t);
         if (cx.nact == 0)
             break;
         cx.t = t;
@@ -570,11 +643,9 @@ static void FR_FN(fr_init_mats)(const fr_layer *L, int has_proj, FR_FN(fr_mat) *
     const int gru = L->cell == FR_CELL_GRU;
     const size_t pad = FR_PACK_ALIGN_BYTES / sizeof(FR_T);
     const ptrdiff_t Upad = (ptrdiff_t)(((size_t)U + pad - 1) / pad * pad);
-    mats[FR_MAT_X] = (FR_FN(fr_mat)){kernel, G * U, D, G * U, 1, NULL, 0};
-    mats[FR_MAT_H] = (FR_FN(fr_mat)){kernel + D * G * U, G * U, P, U, G, NULL, P * Upad};
-    mats[FR_MAT_XC] = (FR_FN(fr_mat)){cand_kernel, U, D, gru ? U : 0, 1, NULL, 0};
-    mats[FR_MAT_HC] = (FR_FN(fr_mat)){gru ? cand_kernel + D * U : NULL, U, U, gru ? U : 0, 1, NULL, 0};
-    mats[FR_MAT_PROJ] = (FR_FN(fr_mat)){(const FR_T *)L->proj_kernel, P, U, has_proj ? P : 0, 1, NULL, 0};
+    mats[FR_MAT_XH] = (FR_FN(fr_mat)){kernel, G * U, D + P, U, G, NULL, D + P, (D + P) * Upad};
+    mats[FR_MAT_C] = (FR_FN(fr_mat)){cand_kernel, U, D + U, gru ? U : 0, 1, NULL, D + U, 0};
+    mats[FR_MAT_PROJ] = (FR_FN(fr_mat)){(const FR_T *)L->proj_kernel, P, U, has_proj ? P : 0, 1, NULL, U, 0};
 }
 
 /* fr_pack_weights for this ISA: every matrix at its offset in `buf`. */
@@ -615,6 +686,10 @@ void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, char *base, const 
     for (mi = 0; mi < FR_NMATS; ++mi)
         job.mats[mi].packed = pl->prepacked ? (FR_T *)(void *)(pl->prepacked + pl->pre_off[mi])
                                             : (FR_T *)(void *)(base + pl->off_pack[mi]);
+    job.wx = FR_FN(fr_mat_rows)(&job.mats[FR_MAT_XH], 0, D);
+    job.wh = FR_FN(fr_mat_rows)(&job.mats[FR_MAT_XH], D, D + P);
+    job.cx = FR_FN(fr_mat_rows)(&job.mats[FR_MAT_C], 0, D);
+    job.ch = FR_FN(fr_mat_rows)(&job.mats[FR_MAT_C], D, D + U);
 
     nthreads = work < 4e6 ? 1 : fr_get_num_threads();
     fr_parallel_run(FR_FN(fr_forward_task), FR_FN(fr_forward_prepare), &job, nthreads);

@@ -58,24 +58,35 @@ static void FR_FN(fr_pack_b)(ptrdiff_t K, ptrdiff_t N, const FR_T *B, ptrdiff_t 
     }
 }
 
-/* One register tile: C[0:MRC, 0:nr] = A[0:MRC, 0:K] . panel, for a compile-time row
+/* One register tile: C[0:MRC, 0:nr] (+)= A[0:MRC, 0:K] . panel, for a compile-time row
  * count MRC <= FR_MR (always inlined into fr_tile's switch, so each row count gets
  * its own fully unrolled code).  With 1 or 2 rows the FMAs of one accumulator
  * would form a latency chain, so KU independent partial sums over k are kept. */
 static inline __attribute__((always_inline)) void
 FR_FN(fr_tile_n)(const int MRC, ptrdiff_t K, const FR_T *A, ptrdiff_t lda, const FR_T *panel,
-                 FR_T *C, ptrdiff_t ldc, ptrdiff_t nr)
+                 FR_T *C, ptrdiff_t ldc, ptrdiff_t nr, int acc)
 {
     typedef FR_FN(fr_vec) vec;
     enum { KU_MAX = 4 };
     const int KU = MRC == 1 ? 4 : MRC == 2 ? 2 : 1;
     vec c0[FR_MR][KU_MAX], c1[FR_MR][KU_MAX];
-    ptrdiff_t k;
+    FR_T buf[FR_PG_NR];
+    ptrdiff_t k, j;
     int r, u;
     for (r = 0; r < MRC; ++r) {
         for (u = 0; u < KU; ++u) {
             c0[r][u] = (vec){0};
             c1[r][u] = (vec){0};
+        }
+        if (acc) { /* C += A . panel: start from C */
+            const FR_T *src = C + r * ldc;
+            if (nr < FR_PG_NR) {
+                for (j = 0; j < FR_PG_NR; ++j)
+                    buf[j] = j < nr ? src[j] : (FR_T)0;
+                src = buf;
+            }
+            c0[r][0] = FR_FN(fr_vload)(src);
+            c1[r][0] = FR_FN(fr_vload)(src + FR_PG_VL);
         }
     }
     for (k = 0; k + KU <= K; k += KU) {
@@ -112,8 +123,6 @@ FR_FN(fr_tile_n)(const int MRC, ptrdiff_t K, const FR_T *A, ptrdiff_t lda, const
             FR_FN(fr_vstore)(C + r * ldc + FR_PG_VL, c1[r][0]);
         }
     } else {
-        FR_T buf[FR_PG_NR];
-        ptrdiff_t j;
         for (r = 0; r < MRC; ++r) {
             FR_FN(fr_vstore)(buf, c0[r][0]);
             FR_FN(fr_vstore)(buf + FR_PG_VL, c1[r][0]);
@@ -124,12 +133,12 @@ FR_FN(fr_tile_n)(const int MRC, ptrdiff_t K, const FR_T *A, ptrdiff_t lda, const
 }
 
 static void FR_FN(fr_tile)(ptrdiff_t K, ptrdiff_t mr, const FR_T *A, ptrdiff_t lda,
-                           const FR_T *panel, FR_T *C, ptrdiff_t ldc, ptrdiff_t nr)
+                           const FR_T *panel, FR_T *C, ptrdiff_t ldc, ptrdiff_t nr, int acc)
 {
     switch (mr) {
 #define FR_TILE_CASE(n) \
     case n: \
-        FR_FN(fr_tile_n)(n, K, A, lda, panel, C, ldc, nr); \
+        FR_FN(fr_tile_n)(n, K, A, lda, panel, C, ldc, nr, acc); \
         break;
     FR_TILE_CASE(1)
     FR_TILE_CASE(2)
@@ -149,20 +158,23 @@ static void FR_FN(fr_tile)(ptrdiff_t K, ptrdiff_t mr, const FR_T *A, ptrdiff_t l
     }
 }
 
-/* C[m0:m1, n0:n1] = A[m0:m1, :] . B[:, n0:n1] with B packed by fr_pack_b.
- * n0 must be a multiple of NR (so that threads can split columns by panels). */
+/* C[m0:m1, n0:n1] = A[m0:m1, :] . B[:, n0:n1] (acc: C += ...) with B packed by
+ * fr_pack_b.  n0 must be a multiple of NR (so that threads can split columns by
+ * panels).  B may be rows [k0, k0+K) of a packed matrix of kst rows: then Bp is the
+ * packed start + k0 * NR and kst the panels' stride in rows. */
 static void FR_FN(fr_pgemm)(ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t K,
-                            const FR_T *A, ptrdiff_t lda, const FR_T *Bp, FR_T *C, ptrdiff_t ldc)
+                            const FR_T *A, ptrdiff_t lda, const FR_T *Bp, ptrdiff_t kst, FR_T *C,
+                            ptrdiff_t ldc, int acc)
 {
     ptrdiff_t i0, i, j0;
     for (i0 = m0; i0 < m1; i0 += FR_PG_MC) {
         const ptrdiff_t i1 = m1 - i0 < FR_PG_MC ? m1 : i0 + FR_PG_MC;
         for (j0 = n0; j0 < n1; j0 += FR_PG_NR) {
-            const FR_T *panel = Bp + (j0 / FR_PG_NR) * FR_PG_NR * K;
+            const FR_T *panel = Bp + (j0 / FR_PG_NR) * FR_PG_NR * kst;
             const ptrdiff_t nr = n1 - j0 < FR_PG_NR ? n1 - j0 : FR_PG_NR;
             for (i = i0; i < i1; i += FR_MR) {
                 const ptrdiff_t mr = i1 - i < FR_MR ? i1 - i : FR_MR;
-                FR_FN(fr_tile)(K, mr, A + i * lda, lda, panel, C + i * ldc + j0, ldc, nr);
+                FR_FN(fr_tile)(K, mr, A + i * lda, lda, panel, C + i * ldc + j0, ldc, nr, acc);
             }
         }
     }

@@ -120,6 +120,15 @@ def isa(request: Any, monkeypatch: Any) -> str:
     return request.param
 
 
+@pytest.fixture(params=["hoisted", "fused"])
+def xproj(request: Any, monkeypatch: Any) -> str:
+    """Run the test once per input-projection mode of the kernels, forced through FASTRNN_XPROJ:
+    hoisted (one GEMM for all steps before the recurrence; the default below 4 rows) and fused
+    (each step's product is [x_t | h] . kernel; the default from 4 rows on)."""
+    monkeypatch.setenv("FASTRNN_XPROJ", request.param)
+    return request.param
+
+
 @pytest.fixture
 def rng(request: Any) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))

@@ -105,10 +105,11 @@ def other_gemm(request):
     _kernels.set_gemm("packed")
 
 
-@pytest.mark.parametrize("name", ["lstm_proj_clip_all", "gru_tanh", "rnn_relu", "multi"])
+@pytest.mark.parametrize("name", ["lstm_proj_clip_all", "gru_tanh", "gru_reset_after", "rnn_relu", "multi"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_other_gemm_paths(name, dtype, rng, other_gemm):
-    """SciPy's BLAS and the portable C GEMM behind the same kernels give the same answers."""
+def test_other_gemm_paths(name, dtype, rng, other_gemm, xproj):
+    """SciPy's BLAS and the portable C GEMM behind the same kernels give the same answers,
+    in both input-projection modes (fused GRU accumulates a second product into the first)."""
     assert _kernels.get_gemm() == other_gemm
     cell, ref_cell = make_pair(with_units(CONFIGS[name], 9), 5, dtype, rng)
     x = rng.standard_normal((6, 8, 5)).astype(dtype)
@@ -118,16 +119,16 @@ def test_other_gemm_paths(name, dtype, rng, other_gemm):
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_every_instruction_set(name, dtype, isa, rng):
+def test_every_instruction_set(name, dtype, isa, xproj, rng):
     """Each dispatch path (generic, AVX2, AVX-512: whatever this CPU runs) against the reference,
-    with sizes that leave SIMD remainders (units 1, 13, 37)."""
+    in both input-projection modes, with sizes that leave SIMD remainders (units 1, 13, 37)."""
     for units, lengths in ((1, None), (13, np.array([9, 0, 4, 9, 2])), (37, np.array([3, 9, 9, 1, 0]))):
         cell, ref_cell = make_pair(with_units(CONFIGS[name], units), 6, dtype, rng)
         x = rng.standard_normal((5, 9, 6)).astype(dtype)
         init = random_state(cell, 5, dtype, rng)
         got = fastrnn.bidirectional_dynamic_rnn(cell, cell, x, lengths, init, init)
         exp = ref.bidirectional_dynamic_rnn(ref_cell, ref_cell, x, lengths, init, init)
-        assert_close(got, exp, dtype, f"{isa} units={units}")
+        assert_close(got, exp, dtype, f"{isa} {xproj} units={units}")
 
 
 @pytest.mark.parametrize("name", ["basic_lstm", "gru_tanh", "multi"])

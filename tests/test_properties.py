@@ -1,6 +1,9 @@
 """Property-based: random cells, sizes, lengths, layouts and dtypes, compiled vs reference."""
 from __future__ import annotations
 
+import contextlib
+import os
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,7 +57,30 @@ def problems(draw):
         "time_major": draw(st.booleans()), "layout": draw(st.sampled_from(["C", "F", "strided", "readonly"])),
         "with_state": draw(st.booleans()), "driver": draw(st.sampled_from(["dynamic", "bidirectional"])),
         "seed": draw(st.integers(0, 2**31)),
+        "xproj": draw(st.sampled_from(["auto", "hoisted", "fused"])),  # FASTRNN_XPROJ
     }
+
+
+@contextlib.contextmanager
+def xproj_mode(mode):
+    """FASTRNN_XPROJ=mode for the block ("auto": unset, the kernels choose by batch size)."""
+    old = os.environ.pop("FASTRNN_XPROJ", None)
+    if mode != "auto":
+        os.environ["FASTRNN_XPROJ"] = mode
+    try:
+        yield
+    finally:
+        os.environ.pop("FASTRNN_XPROJ", None)
+        if old is not None:
+            os.environ["FASTRNN_XPROJ"] = old
+
+
+def _run(module, p, cell, x, init):
+    """The problem's driver from ``module`` (fastrnn or fastrnn.reference)."""
+    if p["driver"] == "dynamic":
+        return module.dynamic_rnn(cell, x, p["lengths"], init, time_major=p["time_major"])
+    return module.bidirectional_dynamic_rnn(cell, cell, x, p["lengths"], init, init,
+                                            time_major=p["time_major"])
 
 
 @settings(max_examples=120, deadline=None)
@@ -67,13 +93,8 @@ def test_compiled_matches_reference(p):
     x = rng.standard_normal(shape).astype(dtype)
     x_in = layout(x, p["layout"], rng)
     init = random_state(cell, p["batch"], dtype, rng) if p["with_state"] else None
-    if p["driver"] == "dynamic":
-        got = fastrnn.dynamic_rnn(cell, x_in, p["lengths"], init, time_major=p["time_major"])
-        exp = ref.dynamic_rnn(ref_cell, x, p["lengths"], init, time_major=p["time_major"])
-    else:
-        got = fastrnn.bidirectional_dynamic_rnn(cell, cell, x_in, p["lengths"], init, init,
-                                                time_major=p["time_major"])
-        exp = ref.bidirectional_dynamic_rnn(ref_cell, ref_cell, x, p["lengths"], init, init,
-                                            time_major=p["time_major"])
+    with xproj_mode(p["xproj"]):
+        got = _run(fastrnn, p, cell, x_in, init)
+    exp = _run(ref, p, ref_cell, x, init)
     assert_close(got, exp, dtype, str(p))
     np.testing.assert_array_equal(x_in, x)
