@@ -69,6 +69,11 @@ enum fr_mat_index { FR_MAT_XH, FR_MAT_C, FR_MAT_PROJ, FR_NMATS };
  * every ISA's panel width (2 SIMD vectors, at most 2 x 64 bytes) divides. */
 #define FR_PACK_ALIGN_BYTES 128
 
+/* FASTRNN_SCHEDULE: auto (the kernels choose; small calls run on one thread), or a
+ * forced schedule on all threads whatever the size: columns (every step split by
+ * panels of units) or rows (rows split in groups, each running all its steps). */
+typedef enum { FR_SCHED_AUTO = 0, FR_SCHED_COLUMNS = 1, FR_SCHED_ROWS = 2 } fr_schedule;
+
 /* Byte offsets of the workspace sub-buffers, relative to the aligned base. */
 typedef struct fr_plan {
     ptrdiff_t G;   /* column blocks of `kernel`: 1 RNN, 4 LSTM, 2 GRU */
@@ -80,6 +85,7 @@ typedef struct fr_plan {
      * h at column hoff = depth) and there is no xproj; hoisted: hld = proj, hoff = 0. */
     int fused;
     ptrdiff_t hld, hoff;
+    int schedule;  /* fr_schedule: how threads share the recurrence (fr_forward_task) */
     size_t off_perm, off_slen, off_count, off_pchunk, off_xproj, off_h, off_h2, off_c, off_gates,
         off_mbuf, off_rh, off_cand;
     size_t off_pack[FR_NMATS]; /* packed weight matrices, see fr_mat_index */

@@ -196,6 +196,16 @@ static int fr_fused_mode(const fr_seq *S)
     return S->batch >= FR_FUSE_MIN_BATCH;
 }
 
+static int fr_schedule_forced(void)
+{
+    const char *want = getenv("FASTRNN_SCHEDULE");
+    if (want && strcmp(want, "columns") == 0)
+        return FR_SCHED_COLUMNS;
+    if (want && strcmp(want, "rows") == 0)
+        return FR_SCHED_ROWS;
+    return FR_SCHED_AUTO;
+}
+
 static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
 {
     size_t es, cur = 0;
@@ -223,6 +233,7 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
         return 0;
     pl->GX = L->cell == FR_CELL_GRU ? 3 * U : pl->G * U;
     pl->fused = fr_fused_mode(S);
+    pl->schedule = fr_schedule_forced();
     pl->hld = pl->fused ? D + P : P;
     pl->hoff = pl->fused ? D : 0;
 

@@ -161,6 +161,9 @@ typedef struct {
     FR_FN(fr_mat) mats[FR_NMATS];
     /* their halves: kernel rows of the inputs (wx, cx) and of the recurrent state (wh, ch) */
     FR_FN(fr_mat) wx, wh, cx, ch;
+    FR_T *hbuf[2];         /* the h columns of the two state buffers (see fr_plan.hld) */
+    ptrdiff_t na, nb;      /* chunks of a step's phase A and phase B (0: no phase B) */
+    ptrdiff_t groups;      /* row groups (1: column split; see fr_forward_task) */
     fr_queue queue;
     /* segments of x rows that are ever read (set by the sort phase): one per batch row
      * (its first len[b] rows) for batch-major input with lengths, else one (all rows of
@@ -173,7 +176,8 @@ typedef struct {
  * the same values: they all run the same phase sequence). */
 typedef struct {
     FR_FN(fr_job) *job;
-    ptrdiff_t t, nact;  /* the step, and its active rows (a prefix in sorted order) */
+    ptrdiff_t t;        /* the step */
+    ptrdiff_t p0, p1;   /* its rows [p0, p1): those of a row group still running (sorted order) */
     const FR_T *h;      /* recurrent state read by step t: hbuf[t % 2], rows of pl->hld */
     FR_T *hn;           /* ... and written by it: hbuf[(t + 1) % 2] */
 } FR_FN(fr_ctx);
@@ -205,8 +209,8 @@ typedef struct {
 
 #define FR_PROJ_ROWS 64 /* rows per input-projection chunk */
 
-/* Fused mode: copy the inputs of step t of sorted rows [p0, p1) (all of them run at
- * step t) into the x columns of their [x | h] rows in xh. */
+/* Fused mode: copy the inputs of step t of those sorted rows of [p0, p1) that run at
+ * step t into the x columns of their [x | h] rows in xh. */
 static void FR_FN(fr_load_x)(const FR_FN(fr_job) *job, FR_T *xh, ptrdiff_t t, ptrdiff_t p0,
                              ptrdiff_t p1)
 {
@@ -218,15 +222,23 @@ static void FR_FN(fr_load_x)(const FR_FN(fr_job) *job, FR_T *xh, ptrdiff_t t, pt
     const FR_T *x = (const FR_T *)S->x;
     ptrdiff_t p;
     for (p = p0; p < p1; ++p)
-        memcpy(xh + p * HLD, x + FR_ROW_AT(p, t) * D, (size_t)D * sizeof(FR_T));
+        if (slen[p] > t)
+            memcpy(xh + p * HLD, x + FR_ROW_AT(p, t) * D, (size_t)D * sizeof(FR_T));
 }
 
-/* The rows of the active prefix [0, nact) that still run at step t. */
-static ptrdiff_t FR_FN(fr_active)(const ptrdiff_t *slen, ptrdiff_t nact, ptrdiff_t t)
+/* First sorted position of row group g of ng (see fr_forward_task): sorted position q
+ * goes to group q % ng, so groups j < g hold B / ng rows, plus one if j < B % ng. */
+static ptrdiff_t FR_FN(fr_group_lo)(ptrdiff_t B, ptrdiff_t ng, ptrdiff_t g)
 {
-    while (nact > 0 && slen[nact - 1] <= t)
-        --nact;
-    return nact;
+    return g * (B / ng) + (g < B % ng ? g : B % ng);
+}
+
+/* The end of the rows of [p0, p1) (sorted by length, descending) still running at step t. */
+static ptrdiff_t FR_FN(fr_active)(const ptrdiff_t *slen, ptrdiff_t p0, ptrdiff_t p1, ptrdiff_t t)
+{
+    while (p1 > p0 && slen[p1 - 1] <= t)
+        --p1;
+    return p1;
 }
 
 /* Phase "sort" (1 chunk): stable counting sort of the rows by length, descending,
@@ -250,9 +262,10 @@ static void FR_FN(fr_chunk_sort)(void *arg, ptrdiff_t chunk, int tid)
         count[l] = pos;
         pos += n;
     }
-    for (b = 0; b < B; ++b) {
+    for (b = 0; b < B; ++b) { /* sorted position q, stored at p: its group's place */
         const ptrdiff_t len = S->lengths ? (ptrdiff_t)S->lengths[b] : T;
-        p = count[len]++;
+        const ptrdiff_t q = count[len]++, ng = job->groups;
+        p = ng > 1 ? FR_FN(fr_group_lo)(B, ng, q % ng) + q / ng : q;
         perm[p] = b;
         slen[p] = len;
     }
@@ -262,7 +275,7 @@ static void FR_FN(fr_chunk_sort)(void *arg, ptrdiff_t chunk, int tid)
             memcpy(c + p * U, (const FR_T *)S->c0 + perm[p] * U, (size_t)U * sizeof(FR_T));
     }
     if (pl->fused) /* the inputs of step 0 */
-        FR_FN(fr_load_x)(job, xh, 0, 0, FR_FN(fr_active)(slen, B, 0));
+        FR_FN(fr_load_x)(job, xh, 0, 0, B);
     /* the rows the recurrence will read, in chunks for the input projection: padding
      * past a row's length is never projected */
     {
@@ -362,7 +375,7 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
     const FR_FN(fr_mat) *mats = job->mats;
     const FR_T *bias = (const FR_T *)L->bias;
     const int act = L->activation;
-    const ptrdiff_t t = cx->t, nact = cx->nact;
+    const ptrdiff_t t = cx->t, p0 = cx->p0, p1 = cx->p1;
     const FR_T *h = cx->h;
     FR_T *hn = cx->hn;
     const ptrdiff_t u0 = chunk * FR_PG_NR, u1 = u0 + FR_PG_NR < U ? u0 + FR_PG_NR : U, nu = u1 - u0;
@@ -373,8 +386,8 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
 
     if (fused && t + 1 < T) {
         const ptrdiff_t nchunks = (U + FR_PG_NR - 1) / FR_PG_NR;
-        const ptrdiff_t nnext = FR_FN(fr_active)(slen, nact, t + 1);
-        FR_FN(fr_load_x)(job, hn - pl->hoff, t + 1, chunk * nnext / nchunks, (chunk + 1) * nnext / nchunks);
+        const ptrdiff_t n = FR_FN(fr_active)(slen, p0, p1, t + 1) - p0;
+        FR_FN(fr_load_x)(job, hn - pl->hoff, t + 1, p0 + chunk * n / nchunks, p0 + (chunk + 1) * n / nchunks);
     } else if (t + 1 < T) {
         /* Prefetch this chunk's input-projection values of the NEXT step (xproj is far
          * larger than the caches and is read once per step): the GEMM below hides the
@@ -382,7 +395,7 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
          * call (batch 16, 256 units) before. */
         const ptrdiff_t tt = t + 1;
         ptrdiff_t g, off;
-        for (p = 0; p < nact && slen[p] > tt; ++p) {
+        for (p = p0; p < p1 && slen[p] > tt; ++p) {
             const ptrdiff_t row = FR_ROW_AT(p, tt);
             for (g = 0; g < GX; g += U)
                 for (off = 0; off < nu; off += 64 / (ptrdiff_t)sizeof(FR_T))
@@ -390,15 +403,15 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
         }
     }
 
-    /* gates[0:nact, g*U + [u0,u1)] = h[0:nact, :] . W_h (fused: [x_t | h] . kernel),
+    /* gates[p0:p1, g*U + [u0,u1)] = h[p0:p1, :] . W_h (fused: [x_t | h] . kernel),
      * every gate g */
     if (fused)
-        FR_FN(fr_product)(blas, &mats[FR_MAT_XH], 0, nact, u0, u1, xh, HLD, gates, GU, 0);
+        FR_FN(fr_product)(blas, &mats[FR_MAT_XH], p0, p1, u0, u1, xh, HLD, gates, GU, 0);
     else
-        FR_FN(fr_product)(blas, &job->wh, 0, nact, u0, u1, h, HLD, gates, GU, 0);
+        FR_FN(fr_product)(blas, &job->wh, p0, p1, u0, u1, h, HLD, gates, GU, 0);
 
     if (L->cell == FR_CELL_RNN) {
-        for (p = 0; p < nact; ++p) {
+        for (p = p0; p < p1; ++p) {
             const ptrdiff_t row = FR_ROW(p);
             FR_T *g = gates + p * GU + u0;
             FR_FN(fr_vadd2)(g, fused ? NULL : xproj + row * GX + u0, bias + u0, nu);
@@ -415,7 +428,7 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
         const FR_T *wf = L->w_f_diag ? (const FR_T *)L->w_f_diag + u0 : NULL;
         const FR_T *wo = L->w_o_diag ? (const FR_T *)L->w_o_diag + u0 : NULL;
         const int peep = wi != NULL;
-        for (p = 0; p < nact; ++p) {
+        for (p = p0; p < p1; ++p) {
             const ptrdiff_t row = FR_ROW(p);
             FR_T *restrict gi = gates + p * GU + u0; /* gate blocks i | j | f | o */
             FR_T *restrict gj = gi + U;
@@ -460,11 +473,11 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
         /* reset-after: cand = h . Wc_h, before the reset gate (same h as the gates);
          * fused mode: x . Wc_x into rh (which reset-after does not otherwise use) */
         if (crb) {
-            FR_FN(fr_product)(blas, &job->ch, 0, nact, u0, u1, h, HLD, cand, U, 0);
+            FR_FN(fr_product)(blas, &job->ch, p0, p1, u0, u1, h, HLD, cand, U, 0);
             if (fused)
-                FR_FN(fr_product)(blas, &job->cx, 0, nact, u0, u1, xh, HLD, rh, U, 0);
+                FR_FN(fr_product)(blas, &job->cx, p0, p1, u0, u1, xh, HLD, rh, U, 0);
         }
-        for (p = 0; p < nact; ++p) {
+        for (p = p0; p < p1; ++p) {
             const ptrdiff_t row = FR_ROW(p);
             FR_T *restrict gr = gates + p * GU + u0;
             FR_T *restrict gu = gr + U;
@@ -503,7 +516,7 @@ static void FR_FN(fr_chunk_step_b)(void *arg, ptrdiff_t chunk, int tid)
     const FR_FN(fr_ctx) *cx = (const FR_FN(fr_ctx) *)arg;
     FR_FN(fr_job) *job = cx->job;
     FR_LAYOUT(job);
-    const ptrdiff_t t = cx->t, nact = cx->nact;
+    const ptrdiff_t t = cx->t, p0 = cx->p0, p1 = cx->p1;
     const FR_T *h = cx->h;
     FR_T *hn = cx->hn;
     const ptrdiff_t n = L->cell == FR_CELL_GRU ? U : P;
@@ -513,12 +526,12 @@ static void FR_FN(fr_chunk_step_b)(void *arg, ptrdiff_t chunk, int tid)
     if (L->cell == FR_CELL_GRU) {
         const FR_T *cb = (const FR_T *)L->cand_bias + k0;
         if (pl->fused) { /* cand = [x_t | rh] . Wc as x . Wc_x, then += rh . Wc_h */
-            FR_FN(fr_product)(job->blas, &job->cx, 0, nact, k0, k1, h - pl->hoff, HLD, cand, U, 0);
-            FR_FN(fr_product)(job->blas, &job->ch, 0, nact, k0, k1, rh, U, cand, U, 1);
+            FR_FN(fr_product)(job->blas, &job->cx, p0, p1, k0, k1, h - pl->hoff, HLD, cand, U, 0);
+            FR_FN(fr_product)(job->blas, &job->ch, p0, p1, k0, k1, rh, U, cand, U, 1);
         } else {
-            FR_FN(fr_product)(job->blas, &job->ch, 0, nact, k0, k1, rh, U, cand, U, 0);
+            FR_FN(fr_product)(job->blas, &job->ch, p0, p1, k0, k1, rh, U, cand, U, 0);
         }
-        for (p = 0; p < nact; ++p) {
+        for (p = p0; p < p1; ++p) {
             const ptrdiff_t row = FR_ROW(p);
             const FR_T *restrict u = gates + p * GU + U + k0;
             const FR_T *restrict hr = h + p * HLD + k0;
@@ -533,8 +546,8 @@ static void FR_FN(fr_chunk_step_b)(void *arg, ptrdiff_t chunk, int tid)
     } else {
         const int has_pclip = L->has_proj_clip != 0;
         const FR_T pclip = (FR_T)L->proj_clip;
-        FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_PROJ], 0, nact, k0, k1, mbuf, U, hn, HLD, 0);
-        for (p = 0; p < nact; ++p) {
+        FR_FN(fr_product)(job->blas, &job->mats[FR_MAT_PROJ], p0, p1, k0, k1, mbuf, U, hn, HLD, 0);
+        for (p = p0; p < p1; ++p) {
             FR_T *hr = hn + p * HLD + k0;
             if (has_pclip)
                 FR_FN(fr_vclip)(hr, nk, pclip);
@@ -570,24 +583,58 @@ static void FR_FN(fr_chunk_final)(void *arg, ptrdiff_t chunk, int tid)
     }
 }
 
-/* The whole layer call, run by every thread of the job (the same phase sequence). */
+/* Steps [0, T) of the rows [p0, p1) (sorted, descending lengths) on the calling thread:
+ * the recurrence of one row group. */
+static void FR_FN(fr_run_rows)(FR_FN(fr_ctx) *cx, ptrdiff_t p0, ptrdiff_t p1, int tid)
+{
+    FR_FN(fr_job) *job = cx->job;
+    const ptrdiff_t *slen = (const ptrdiff_t *)(void *)(job->base + job->pl->off_slen);
+    ptrdiff_t t, q;
+    cx->p0 = p0;
+    cx->p1 = p1;
+    for (t = 0; t < job->S->time; ++t) {
+        cx->p1 = FR_FN(fr_active)(slen, p0, cx->p1, t);
+        if (cx->p1 == p0)
+            break;
+        cx->t = t;
+        cx->h = job->hbuf[t % 2];
+        cx->hn = job->hbuf[(t + 1) % 2];
+        for (q = 0; q < job->na; ++q)
+            FR_FN(fr_chunk_step_a)(cx, q, tid);
+        for (q = 0; q < job->nb; ++q)
+            FR_FN(fr_chunk_step_b)(cx, q, tid);
+    }
+}
+
+/* Phase "recurrence" of the row-split schedule: chunk = row group g, all its steps. */
+static void FR_FN(fr_chunk_group)(void *arg, ptrdiff_t chunk, int tid)
+{
+    FR_FN(fr_ctx) cx = *(const FR_FN(fr_ctx) *)arg; /* this group's own step state */
+    const ptrdiff_t B = cx.job->S->batch, ng = cx.job->groups;
+    FR_FN(fr_run_rows)(&cx, FR_FN(fr_group_lo)(B, ng, chunk), FR_FN(fr_group_lo)(B, ng, chunk + 1), tid);
+}
+
+/* The whole layer call, run by every thread of the job (the same phase sequence).
+ * The recurrence has two schedules:
+ *   column split (groups == 1): every step is a phase whose chunks are panels of
+ *     units, so each core keeps its part of the weights in cache; a phase ends when
+ *     all its chunks are done, so the threads meet at every step.
+ *   row split (groups > 1): the sorted rows are dealt to the groups in turn (each
+ *     gets a similar share of every length) and each group runs all its steps as one
+ *     chunk, on one thread, with no meeting point until the end (ONNX Runtime's way).
+ *     Each core then reads all the weights at every step, from L3 when they exceed
+ *     its L2; measured to pay once every group has a full register tile of rows. */
 static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
 {
     FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
-    const fr_layer *L = job->L;
     const fr_plan *pl = job->pl;
     const ptrdiff_t B = job->S->batch, T = job->S->time;
-    const ptrdiff_t U = L->units, P = L->proj;
     const ptrdiff_t *slen = (const ptrdiff_t *)(void *)(job->base + pl->off_slen);
-    const int two_phases = (L->cell == FR_CELL_GRU && !L->cand_recurrent_bias) || pl->has_proj;
-    FR_T *hbuf[2];
     FR_FN(fr_ctx) cx;
     fr_cursor cur;
     ptrdiff_t t;
     (void)nthreads;
 
-    hbuf[0] = (FR_T *)(void *)(job->base + pl->off_h) + pl->hoff;
-    hbuf[1] = (FR_T *)(void *)(job->base + pl->off_h2) + pl->hoff;
     fr_cursor_init(&cur, job->queue.nowners);
     memset(&cx, 0, sizeof cx);
     cx.job = job;
@@ -601,19 +648,22 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
 
     /* the recurrence over the shrinking prefix of active rows; h double-buffered
      * so that a step reads hbuf[t % 2] whole while its chunks write the other */
-    cx.nact = B;
-    for (t = 0; t < T; ++t) {
-        cx.nact = FR_FN(fr_active)(slen, cx.nact, t);
-        if (cx.nact == 0)
-            break;
-        cx.t = t;
-        cx.h = hbuf[t % 2];
-        cx.hn = hbuf[(t + 1) % 2];
-        fr_queue_phase(&job->queue, &cur, tid, (U + FR_PG_NR - 1) / FR_PG_NR, FR_FN(fr_chunk_step_a), &cx);
-        if (two_phases)
-            fr_queue_phase(&job->queue, &cur, tid,
-                           ((L->cell == FR_CELL_GRU ? U : P) + FR_PG_NR - 1) / FR_PG_NR,
-                           FR_FN(fr_chunk_step_b), &cx);
+    if (job->groups > 1) {
+        fr_queue_phase(&job->queue, &cur, tid, job->groups, FR_FN(fr_chunk_group), &cx);
+    } else {
+        cx.p0 = 0;
+        cx.p1 = B;
+        for (t = 0; t < T; ++t) {
+            cx.p1 = FR_FN(fr_active)(slen, 0, cx.p1, t);
+            if (cx.p1 == 0)
+                break;
+            cx.t = t;
+            cx.h = job->hbuf[t % 2];
+            cx.hn = job->hbuf[(t + 1) % 2];
+            fr_queue_phase(&job->queue, &cur, tid, job->na, FR_FN(fr_chunk_step_a), &cx);
+            if (job->nb > 0)
+                fr_queue_phase(&job->queue, &cur, tid, job->nb, FR_FN(fr_chunk_step_b), &cx);
+        }
     }
     fr_queue_phase(&job->queue, &cur, tid, (B + FR_FINAL_ROWS - 1) / FR_FINAL_ROWS, FR_FN(fr_chunk_final),
                    &cx);
@@ -622,7 +672,15 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
 /* Called once the job's thread count is known, before any thread starts. */
 static void FR_FN(fr_forward_prepare)(void *arg, int nthreads)
 {
-    fr_queue_init(&((FR_FN(fr_job) *)arg)->queue, nthreads);
+    FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
+    const ptrdiff_t B = job->S->batch;
+    fr_queue_init(&job->queue, nthreads);
+    if (job->pl->schedule == FR_SCHED_ROWS) /* forced: as many groups as rows allow */
+        job->groups = nthreads < B ? nthreads : B;
+    else if (job->pl->schedule == FR_SCHED_AUTO && B >= (ptrdiff_t)nthreads * FR_MR)
+        job->groups = nthreads; /* a full register tile of rows per group */
+    else
+        job->groups = 1;
 }
 
 #undef FR_ROW
@@ -690,8 +748,15 @@ void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, char *base, const 
     job.wh = FR_FN(fr_mat_rows)(&job.mats[FR_MAT_XH], D, D + P);
     job.cx = FR_FN(fr_mat_rows)(&job.mats[FR_MAT_C], 0, D);
     job.ch = FR_FN(fr_mat_rows)(&job.mats[FR_MAT_C], D, D + U);
+    job.hbuf[0] = (FR_T *)(void *)(base + pl->off_h) + pl->hoff;
+    job.hbuf[1] = (FR_T *)(void *)(base + pl->off_h2) + pl->hoff;
+    job.na = (U + FR_PG_NR - 1) / FR_PG_NR;
+    job.nb = (L->cell == FR_CELL_GRU && !L->cand_recurrent_bias) ? job.na
+             : pl->has_proj                                       ? (P + FR_PG_NR - 1) / FR_PG_NR
+                                                                  : 0;
 
-    nthreads = work < 4e6 ? 1 : fr_get_num_threads();
+    /* small calls run on the caller's thread alone, unless a schedule is forced */
+    nthreads = work < 4e6 && pl->schedule == FR_SCHED_AUTO ? 1 : fr_get_num_threads();
     fr_parallel_run(FR_FN(fr_forward_task), FR_FN(fr_forward_prepare), &job, nthreads);
 }
 

@@ -129,6 +129,18 @@ def xproj(request: Any, monkeypatch: Any) -> str:
     return request.param
 
 
+@pytest.fixture(params=["columns", "rows"])
+def schedule(request: Any, monkeypatch: Any) -> str:
+    """Run the test once per thread schedule of the recurrence, forced through FASTRNN_SCHEDULE on
+    3 threads whatever the problem's size: columns (each step split by panels of units, the
+    threads meet at every step) and rows (rows dealt to 3 groups, each running all its steps)."""
+    import fastrnn
+    monkeypatch.setenv("FASTRNN_SCHEDULE", request.param)
+    fastrnn.set_num_threads(3)
+    yield request.param
+    fastrnn.set_num_threads(0)
+
+
 @pytest.fixture
 def rng(request: Any) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))

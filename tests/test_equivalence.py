@@ -131,6 +131,22 @@ def test_every_instruction_set(name, dtype, isa, xproj, rng):
         assert_close(got, exp, dtype, f"{isa} {xproj} units={units}")
 
 
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_every_thread_schedule(name, dtype, schedule, xproj, rng):
+    """Both schedules of the recurrence on 3 threads, in both input-projection modes: ragged
+    lengths with zeros (groups whose rows finish at different steps, a group of zero-length rows),
+    fewer rows than threads, time-major, both directions."""
+    for batch, units, lengths in ((7, 13, np.array([9, 0, 4, 9, 2, 0, 7])), (2, 37, None),
+                                  (10, 5, np.array([0, 0, 0, 3, 9, 1, 9, 9, 2, 5]))):
+        cell, ref_cell = make_pair(with_units(CONFIGS[name], units), 6, dtype, rng)
+        x = rng.standard_normal((9, batch, 6)).astype(dtype)
+        init = random_state(cell, batch, dtype, rng)
+        got = fastrnn.bidirectional_dynamic_rnn(cell, cell, x, lengths, init, init, time_major=True)
+        exp = ref.bidirectional_dynamic_rnn(ref_cell, ref_cell, x, lengths, init, init, time_major=True)
+        assert_close(got, exp, dtype, f"{schedule} {xproj} batch={batch}")
+
+
 @pytest.mark.parametrize("name", ["basic_lstm", "gru_tanh", "multi"])
 @pytest.mark.parametrize("time_major", [False, True], ids=["batch_major", "time_major"])
 @pytest.mark.parametrize("batch", [1, 2, 65])
