@@ -156,7 +156,8 @@ const char *fr_strerror(int status);
 const char *fr_isa_name(void);
 
 /* Threads a kernel call may use: n >= 1 sets it, n == 0 restores the default
- * (the environment variable FASTRNN_NUM_THREADS, else the online CPUs).  The
+ * (the environment variable FASTRNN_NUM_THREADS, else the online CPUs, read on
+ * first use and again after each fr_set_num_threads(0)).  The
  * threads are a persistent pool shared by all calls; a call that finds the pool
  * busy with another thread's call runs on its caller's thread alone. */
 void fr_set_num_threads(int n);

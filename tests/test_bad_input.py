@@ -10,6 +10,8 @@ import pytest
 import fastrnn
 import fastrnn.reference as ref
 
+from conftest import assert_close
+
 IMPLS = [pytest.param(ref, id="reference"), pytest.param(fastrnn, id="fastrnn")]
 X = np.zeros((3, 4, 2), np.float32)
 
@@ -420,3 +422,26 @@ def test_constructor_arguments(m):
     with rejected(ValueError, match=r"^set_weights: unknown weight name\(s\) \['foo'\]; expected names starting "
                                          r"with \['cell_0/gru_cell/', 'cell_1/gru_cell/'\]$"):
         multi.set_weights({"foo": np.zeros(2)})
+
+
+@pytest.mark.parametrize("m", IMPLS)
+def test_an_overridden_zero_state_is_checked_and_used(m):
+    """RNNCell.zero_state's own zeros are used as they are; a cell that overrides zero_state
+    gets its result checked like a caller's initial state, and used when it is right."""
+    class Ones(m.BasicLSTMCell):
+        def zero_state(self, batch_size, dtype=np.float32):
+            return m.LSTMStateTuple(np.ones((batch_size, 3), dtype), np.ones((batch_size, 3), dtype))
+
+    class Wrong(m.BasicLSTMCell):
+        def zero_state(self, batch_size, dtype=np.float32):
+            return np.zeros((batch_size, 6), dtype)
+
+    x = np.random.default_rng(0).standard_normal((2, 4, 2)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"^cell\.zero_state\(\): expected a state with the structure of "
+                                         r"state_size=LSTMStateTuple\(c=3, h=3\) \(2 arrays\), got array\(2, 6\)$"):
+        m.dynamic_rnn(Wrong(3, seed=0), x)
+    ones = np.ones((2, 3), np.float32)
+    got = m.dynamic_rnn(Ones(3, seed=0), x)
+    exp = m.dynamic_rnn(m.BasicLSTMCell(3, seed=0), x, initial_state=m.LSTMStateTuple(ones, ones))
+    assert_close(got, exp, np.float32, "overridden zero_state")  # (a subclass takes the NumPy loop)
+    assert m.dynamic_rnn(m.BasicLSTMCell(3, seed=0), x)[1].c.flags.c_contiguous
