@@ -163,7 +163,7 @@ typedef struct {
     FR_FN(fr_mat) wx, wh, cx, ch;
     FR_T *hbuf[2];         /* the h columns of the two state buffers (see fr_plan.hld) */
     ptrdiff_t na, nb;      /* chunks of a step's phase A and phase B (0: no phase B) */
-    ptrdiff_t groups;      /* row groups (1: column split; see fr_forward_task) */
+    ptrdiff_t groups;      /* row split in this many groups, or 0: column split (fr_forward_task) */
     fr_queue queue;
     /* segments of x rows that are ever read (set by the sort phase): one per batch row
      * (its first len[b] rows) for batch-major input with lengths, else one (all rows of
@@ -624,14 +624,16 @@ static void FR_FN(fr_chunk_group)(void *arg, ptrdiff_t chunk, int tid)
 
 /* The whole layer call, run by every thread of the job (the same phase sequence).
  * The recurrence has two schedules:
- *   column split (groups == 1): every step is a phase whose chunks are panels of
+ *   column split (groups == 0): every step is a phase whose chunks are panels of
  *     units, so each core keeps its part of the weights in cache; a phase ends when
  *     all its chunks are done, so the threads meet at every step.
- *   row split (groups > 1): the sorted rows are dealt to the groups in turn (each
+ *   row split (groups >= 1): the sorted rows are dealt to the groups in turn (each
  *     gets a similar share of every length) and each group runs all its steps as one
  *     chunk, on one thread, with no meeting point until the end (ONNX Runtime's way).
  *     Each core then reads all the weights at every step, from L3 when they exceed
- *     its L2; measured to pay once every group has a full register tile of rows. */
+ *     its L2; measured to pay once every group has a full register tile of rows.
+ *     A call on one thread is one group: each step's phases then run over whole rows
+ *     (see fr_run_rows) instead of panel by panel. */
 static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
 {
     FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
@@ -656,7 +658,7 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
 
     /* the recurrence over the shrinking prefix of active rows; h double-buffered
      * so that a step reads hbuf[t % 2] whole while its chunks write the other */
-    if (job->groups > 1) {
+    if (job->groups > 0) {
         fr_queue_phase(&job->queue, &cur, tid, job->groups, FR_FN(fr_chunk_group), &cx);
     } else {
         cx.p0 = 0;
@@ -685,10 +687,12 @@ static void FR_FN(fr_forward_prepare)(void *arg, int nthreads)
     fr_queue_init(&job->queue, nthreads);
     if (job->pl->schedule == FR_SCHED_ROWS) /* forced: as many groups as rows allow */
         job->groups = nthreads < B ? nthreads : B;
+    else if (job->pl->schedule == FR_SCHED_AUTO && nthreads == 1)
+        job->groups = 1; /* one thread: whole-row phases, no meeting points */
     else if (job->pl->schedule == FR_SCHED_AUTO && B >= (ptrdiff_t)nthreads * FR_MR)
         job->groups = nthreads; /* a full register tile of rows per group */
     else
-        job->groups = 1;
+        job->groups = 0;
 }
 
 #undef FR_ROW
