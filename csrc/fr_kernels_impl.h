@@ -164,6 +164,7 @@ typedef struct {
     FR_T *hbuf[2];         /* the h columns of the two state buffers (see fr_plan.hld) */
     ptrdiff_t na, nb;      /* chunks of a step's phase A and phase B (0: no phase B) */
     ptrdiff_t groups;      /* row split in this many groups, or 0: column split (fr_forward_task) */
+    ptrdiff_t proj_rows;   /* rows per input-projection chunk */
     fr_queue queue;
     /* segments of x rows that are ever read (set by the sort phase): one per batch row
      * (its first len[b] rows) for batch-major input with lengths, else one (all rows of
@@ -208,7 +209,7 @@ typedef struct {
 #define FR_ROW_AT(p, t) FR_XROW(p, reverse ? slen[p] - 1 - (t) : (t))
 #define FR_ROW(p) FR_ROW_AT(p, t)
 
-#define FR_PROJ_ROWS 64 /* rows per input-projection chunk */
+#define FR_PROJ_ROWS 64 /* rows per input-projection chunk, at most (see fr_forward_prepare) */
 
 /* Fused mode: copy the inputs of step t of those sorted rows of [p0, p1) that run at
  * step t into the x columns of their [x | h] rows in xh. */
@@ -287,12 +288,12 @@ static void FR_FN(fr_chunk_sort)(void *arg, ptrdiff_t chunk, int tid)
             job->nseg = B;
             cum[0] = 0;
             for (b = 0; b < B; ++b)
-                cum[b + 1] = cum[b] + (S->lengths[b] + FR_PROJ_ROWS - 1) / FR_PROJ_ROWS;
+                cum[b + 1] = cum[b] + (S->lengths[b] + job->proj_rows - 1) / job->proj_rows;
         } else {
             job->nseg = 1;
             job->seg_rows = (S->lengths ? maxlen : T) * B;
             cum[0] = 0;
-            cum[1] = (job->seg_rows + FR_PROJ_ROWS - 1) / FR_PROJ_ROWS;
+            cum[1] = (job->seg_rows + job->proj_rows - 1) / job->proj_rows;
         }
         job->xproj_chunks = cum[job->nseg];
     }
@@ -327,7 +328,7 @@ static ptrdiff_t FR_FN(fr_pack_chunks)(const FR_FN(fr_job) *job)
     return n;
 }
 
-/* Phase "input projection": chunk = a block of at most FR_PROJ_ROWS rows of one
+/* Phase "input projection": chunk = a block of at most job->proj_rows rows of one
  * segment of x (see fr_job), all columns. */
 static void FR_FN(fr_chunk_xproj)(void *arg, ptrdiff_t chunk, int tid)
 {
@@ -351,8 +352,8 @@ static void FR_FN(fr_chunk_xproj)(void *arg, ptrdiff_t chunk, int tid)
         r0 = lo * job->S->time;
         end = r0 + (ptrdiff_t)job->S->lengths[lo];
     }
-    r0 += (chunk - cum[lo]) * FR_PROJ_ROWS;
-    r1 = r0 + FR_PROJ_ROWS < end ? r0 + FR_PROJ_ROWS : end;
+    r0 += (chunk - cum[lo]) * job->proj_rows;
+    r1 = r0 + job->proj_rows < end ? r0 + job->proj_rows : end;
     FR_T *xproj = (FR_T *)(void *)(job->base + job->pl->off_xproj);
     (void)tid;
     FR_FN(fr_product)(job->blas, &job->wx, r0, r1, 0, L->units, x, D, xproj, job->pl->GX, 0);
@@ -685,6 +686,17 @@ static void FR_FN(fr_forward_prepare)(void *arg, int nthreads)
     FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
     const ptrdiff_t B = job->S->batch;
     fr_queue_init(&job->queue, nthreads);
+    /* input-projection chunks: FR_PROJ_ROWS rows, or fewer (whole register tiles) when
+     * that leaves under 4 chunks per thread -- a batch-1 sequence of 100 steps made 2
+     * chunks of 64 and 36 rows, one per thread */
+    {
+        const ptrdiff_t rows = B * job->S->time, per = (rows + 4 * nthreads - 1) / (4 * nthreads);
+        job->proj_rows = (per + FR_MR - 1) / FR_MR * FR_MR;
+        if (job->proj_rows > FR_PROJ_ROWS)
+            job->proj_rows = FR_PROJ_ROWS;
+        if (job->proj_rows < FR_MR)
+            job->proj_rows = FR_MR;
+    }
     if (job->pl->schedule == FR_SCHED_ROWS) /* forced: as many groups as rows allow */
         job->groups = nthreads < B ? nthreads : B;
     else if (job->pl->schedule == FR_SCHED_AUTO && nthreads == 1)
