@@ -4,9 +4,9 @@
 built-in cell type with a named activation, or a MultiRNNCell of those) and
 describes each layer for ``_kernels.layer_forward``; anything else returns None
 and takes the generic NumPy loop.  ``run_sequence`` runs the layers one after
-the other over the whole sequence -- each layer's input projection is then one
-GEMM -- with the state unpacked to the kernels' ``(h, c)`` arrays and packed
-back into the cell's own structure.
+the other over the whole sequence (one kernel call per layer) with the state
+unpacked to the kernels' ``(h, c)`` arrays and packed back into the cell's own
+structure.
 """
 from __future__ import annotations
 
