@@ -210,6 +210,7 @@ void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_
 {
     const int n = q->nowners;
     int k, spins = 0;
+    long long ran = 0; /* chunks this thread ran, added to q->done once (one shared write per phase) */
     if (n == 1) {
         ptrdiff_t c;
         for (c = 0; c < nchunks; ++c)
@@ -228,7 +229,7 @@ void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_
         }
         while (cur->held[o] < end) {
             fn(ctx, lo + (ptrdiff_t)(cur->held[o] - cur->base[o]), tid);
-            __atomic_add_fetch(&q->done, 1, __ATOMIC_ACQ_REL);
+            ++ran;
             if (k > 0 && __atomic_load_n(next, __ATOMIC_ACQUIRE) >= end) {
                 cur->held[o] = -1;
                 break;
@@ -236,6 +237,8 @@ void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_
             cur->held[o] = __atomic_fetch_add(next, 1, __ATOMIC_ACQ_REL);
         }
     }
+    if (ran)
+        __atomic_add_fetch(&q->done, ran, __ATOMIC_ACQ_REL);
     for (k = 0; k < n; ++k)
         cur->base[k] += nchunks * (k + 1) / n - nchunks * k / n;
     cur->total += nchunks;
