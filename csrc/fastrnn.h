@@ -23,6 +23,19 @@
  * serve call after call).  A call may use the persistent thread pool of
  * fr_threads.c (see fr_set_num_threads); concurrent calls from several threads
  * are safe: one of them gets the pool, the others run on their own thread.
+ *
+ * Environment variables that choose how a call runs, never what it computes
+ * (read at every call; the tests force each choice):
+ *   FASTRNN_ISA=generic|avx2|avx512  the instruction set (see fr_isa_name);
+ *   FASTRNN_XPROJ=hoisted|fused      the input projection: one GEMM over all steps
+ *                                    before the recurrence, or inside each step's
+ *                                    product (default: fused from 4 rows on);
+ *   FASTRNN_SCHEDULE=columns|rows    how threads share the recurrence, forced on
+ *                                    all threads whatever the size (default: rows
+ *                                    from a register tile of rows per thread, and
+ *                                    one thread for small calls).
+ * The workspace size depends on FASTRNN_XPROJ: keep it fixed between
+ * fr_workspace_size and fr_layer_forward (a mismatch is FR_ERR_WORKSPACE).
  */
 #ifndef FASTRNN_H
 #define FASTRNN_H
