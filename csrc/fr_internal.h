@@ -159,6 +159,12 @@ void fr_cursor_init(fr_cursor *cur, int nowners);
 void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_chunk_fn fn,
                     void *ctx);
 
+/* Denormals flushed to zero (x86: MXCSR's FTZ and DAZ bits) on the calling thread
+ * while a layer runs, as TensorFlow's CPU kernels run; returns the caller's state
+ * for fr_fp_restore.  Elsewhere both do nothing. */
+unsigned fr_fp_flush_denormals(void);
+void fr_fp_restore(unsigned saved);
+
 /* CPU feature checks (x86 only; 0 elsewhere). */
 int fr_cpu_has_avx2(void);
 int fr_cpu_has_avx512(void);

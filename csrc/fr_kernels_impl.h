@@ -644,6 +644,11 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
     FR_FN(fr_ctx) cx;
     fr_cursor cur;
     ptrdiff_t t;
+    /* Denormals flushed to zero while the layer runs, as in TensorFlow's CPU kernels: a
+     * state decaying towards zero would otherwise cost a microcode assist per operation
+     * on many x86 cores (measured here, AMD EPYC: +4% for an LSTM whose outputs were
+     * half subnormal; Intel cores are known to slow down far more). */
+    const unsigned fp_saved = fr_fp_flush_denormals();
     (void)nthreads;
 
     fr_cursor_init(&cur, job->queue.nowners);
@@ -678,6 +683,7 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
     }
     fr_queue_phase(&job->queue, &cur, tid, (B + FR_FINAL_ROWS - 1) / FR_FINAL_ROWS, FR_FN(fr_chunk_final),
                    &cx);
+    fr_fp_restore(fp_saved);
 }
 
 /* Called once the job's thread count is known, before any thread starts. */

@@ -25,6 +25,30 @@
 
 #include "fr_internal.h"
 
+#if defined(__x86_64__) || (defined(__i386__) && defined(__SSE__))
+#include <xmmintrin.h>
+#define FR_MXCSR_FTZ_DAZ 0x8040u /* flush-to-zero (bit 15), denormals-are-zero (bit 6) */
+unsigned fr_fp_flush_denormals(void)
+{
+    const unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | FR_MXCSR_FTZ_DAZ);
+    return saved;
+}
+void fr_fp_restore(unsigned saved)
+{
+    _mm_setcsr(saved);
+}
+#else
+unsigned fr_fp_flush_denormals(void)
+{
+    return 0;
+}
+void fr_fp_restore(unsigned saved)
+{
+    (void)saved;
+}
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #define FR_PAUSE() __builtin_ia32_pause()
 #else

@@ -187,3 +187,31 @@ def test_kernel_ignores_packed_weights_of_another_layer(rng):
     got = _kernels.layer_forward(wrong, x, None, h0, None, False, False, 2, 4)
     for g, w in zip(got[:2], want[:2]):
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_denormals_are_flushed_inside_the_kernels_only(threads):
+    """Like TensorFlow's CPU kernels, the kernels flush denormals to zero (a state decaying to
+    zero costs no microcode assists), and they leave the caller's floating-point state as it was."""
+    tiny = np.finfo(np.float32).tiny  # the smallest normal float32
+    half = np.float32(0.5)
+    assert half * tiny != 0  # this thread makes subnormals before the call ...
+    cell = fastrnn.BasicRNNCell(64, activation="linear", seed=0)
+    ref_cell = ref.BasicRNNCell(64, activation="linear", seed=0)
+    cell.build(64)
+    ref_cell.build(64)
+    weights = {"kernel": cell.weights["kernel"] * np.float32(0.05), "bias": cell.weights["bias"] * 0}
+    cell.set_weights(weights)  # with zero inputs, h shrinks ~10x per step
+    ref_cell.set_weights(weights)
+    x = np.zeros((4, 60, 64), np.float32)
+    h0 = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32) * np.float32(1e-30)
+    fastrnn.set_num_threads(threads)
+    try:
+        out, _ = fastrnn.dynamic_rnn(cell, x, initial_state=h0)
+    finally:
+        fastrnn.set_num_threads(0)
+    exp_out, _ = ref.dynamic_rnn(ref_cell, x, initial_state=h0)
+    assert ((exp_out != 0) & (np.abs(exp_out) < tiny)).any()  # NumPy keeps subnormals ...
+    assert not ((out != 0) & (np.abs(out) < tiny)).any()  # ... the kernels flush them to zero
+    np.testing.assert_allclose(out, exp_out, rtol=1e-5, atol=1e-37)
+    assert half * tiny != 0  # ... and this thread makes them after the call
