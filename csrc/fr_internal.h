@@ -141,7 +141,9 @@ void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthrea
  * of them have run.  Chunks are split by owner (thread o owns the o-th share, so
  * the same data stays in the same core's cache from phase to phase), but a thread
  * that finishes its share takes the others' unclaimed chunks: a thread that is
- * late or descheduled holds up only a chunk it is running, never the rest. */
+ * late or descheduled holds up only the chunks it has claimed (the one it runs,
+ * or, between its last chunk and reporting its count, those it ran), never the
+ * rest. */
 #define FR_QPAD 8 /* long longs per counter: one cache line each */
 typedef struct fr_queue {
     int nowners;
@@ -159,9 +161,10 @@ void fr_cursor_init(fr_cursor *cur, int nowners);
 void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_chunk_fn fn,
                     void *ctx);
 
-/* Denormals flushed to zero (x86: MXCSR's FTZ and DAZ bits) on the calling thread
- * while a layer runs, as TensorFlow's CPU kernels run; returns the caller's state
- * for fr_fp_restore.  Elsewhere both do nothing. */
+/* Denormals flushed to zero (x86-64: MXCSR's FTZ and DAZ bits) on the calling
+ * thread while a layer runs, as TensorFlow's CPU kernels run; returns the caller's
+ * state for fr_fp_restore, which puts its modes back and keeps the exception flags
+ * raised meanwhile.  Elsewhere both do nothing. */
 unsigned fr_fp_flush_denormals(void);
 void fr_fp_restore(unsigned saved);
 

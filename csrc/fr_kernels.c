@@ -319,14 +319,17 @@ const char *fr_isa_name(void)
 int fr_apply_activation(int activation, int dtype, void *x, ptrdiff_t n)
 {
     const fr_isa_impl *isa = fr_isa();
+    unsigned fp_saved;
     if (activation < -1 || activation > FR_ACT_LINEAR || n < 0 || (n > 0 && !x))
         return FR_ERR_ARG;
+    if (dtype != FR_FLOAT32 && dtype != FR_FLOAT64)
+        return FR_ERR_ARG;
+    fp_saved = fr_fp_flush_denormals(); /* as in the kernels */
     if (dtype == FR_FLOAT32)
         isa->act_f32((float *)x, n, activation);
-    else if (dtype == FR_FLOAT64)
-        isa->act_f64((double *)x, n, activation);
     else
-        return FR_ERR_ARG;
+        isa->act_f64((double *)x, n, activation);
+    fr_fp_restore(fp_saved);
     return FR_OK;
 }
 

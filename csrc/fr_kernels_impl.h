@@ -122,9 +122,11 @@ typedef struct {
 static FR_FN(fr_mat) FR_FN(fr_mat_rows)(const FR_FN(fr_mat) *m, ptrdiff_t k0, ptrdiff_t k1)
 {
     FR_FN(fr_mat) v = *m;
+    v.K = k1 - k0;
+    if (m->N == 0) /* an absent matrix (0 bytes): no pointer into it */
+        return v;
     v.w = m->w ? m->w + k0 * m->ld : NULL;
     v.packed = m->packed ? m->packed + k0 * FR_PG_NR : NULL;
-    v.K = k1 - k0;
     return v;
 }
 

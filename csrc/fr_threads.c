@@ -7,7 +7,9 @@
  * spin, so back-to-back calls -- layers, directions -- find them awake), and
  * the phases inside a job synchronise through a work queue of atomic counters
  * (fr_queue_phase): a thread that is late or descheduled never holds up work it
- * has not claimed, so an oversubscribed machine degrades to one thread's speed
+ * has not claimed (each thread reports the chunks it ran once per phase, so it
+ * holds up the phase end only between its last chunk and that report), so an
+ * oversubscribed machine degrades to one thread's speed
  * instead of stalling at every step.
  *
  * One job at a time: a caller that finds the pool busy (another Python thread
@@ -25,9 +27,10 @@
 
 #include "fr_internal.h"
 
-#if defined(__x86_64__) || (defined(__i386__) && defined(__SSE__))
+#if defined(__x86_64__) /* (32-bit x86: some SSE CPUs fault on setting DAZ) */
 #include <xmmintrin.h>
 #define FR_MXCSR_FTZ_DAZ 0x8040u /* flush-to-zero (bit 15), denormals-are-zero (bit 6) */
+#define FR_MXCSR_FLAGS 0x3fu     /* the sticky exception flags (bits 0-5) */
 unsigned fr_fp_flush_denormals(void)
 {
     const unsigned saved = _mm_getcsr();
@@ -36,7 +39,8 @@ unsigned fr_fp_flush_denormals(void)
 }
 void fr_fp_restore(unsigned saved)
 {
-    _mm_setcsr(saved);
+    /* the caller's modes back; the exception flags raised meanwhile stay raised */
+    _mm_setcsr((_mm_getcsr() & FR_MXCSR_FLAGS) | (saved & ~FR_MXCSR_FLAGS));
 }
 #else
 unsigned fr_fp_flush_denormals(void)

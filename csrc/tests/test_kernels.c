@@ -13,11 +13,14 @@
  *     concatenates [x, h], multiplies by the full kernel, applies the TF 1.x
  *     equations and masks.
  * (c) argument checking: FR_ERR_ARG, FR_ERR_WORKSPACE, fr_workspace_size == 0.
+ * (d) the caller's floating-point state: modes restored, raised flags kept.
+ * Run it under each FASTRNN_ISA, FASTRNN_XPROJ and FASTRNN_SCHEDULE (.ci/run does).
  *
  * Every output and workspace buffer is malloc'ed at its exact size, so an
  * ASan build catches any out-of-bounds write.  Last line: "N passed, N failed";
  * exit status non-zero on any failure.
  */
+#include <fenv.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -699,6 +702,15 @@ static void test_forward(void)
     set_tol(FR_FLOAT64);
     run_case(&g_cfgs[10], FR_FLOAT64, 17, 23, 11, 13, 1, 1, 1);
     run_case(&g_cfgs[13], FR_FLOAT64, 17, 23, 11, 13, 0, 0, 2);
+    /* large enough for the threads (the kernels run small calls on one thread), the
+     * automatic row split (a register tile of rows per thread), more than one 96-row
+     * GEMM block and several SIMD panels of units with a remainder */
+    for (dt = 0; dt < 2; ++dt) {
+        static const int big[] = {0, 8, 10, 13};
+        set_tol(dt);
+        for (ci = 0; ci < sizeof big / sizeof big[0]; ++ci)
+            run_case(&g_cfgs[big[ci]], dt, 130, 9, 33, 70, (int)ci % 2, (int)ci / 2 % 2, 1 + (int)ci % 2);
+    }
 }
 
 /* -------------------------------------------------- (c) argument checking */
@@ -863,11 +875,48 @@ static void test_args(void)
 #undef EXPECT_ARG_NOWS
 }
 
+/* -------------------------------------------- (d) the caller's floating-point state */
+
+/* The kernels flush denormals while they run and then give the caller its modes back,
+ * keeping the exception flags they raised (an overflow to inf stays visible). */
+static void test_fp_state(void)
+{
+    const float kernel[2] = {1e30f, 0.0f}, bias[1] = {0.0f}, x[1] = {1e30f}, h0[1] = {0.0f};
+    float out[1], hf[1];
+    volatile float tiny = 1.5e-38f, half = 0.5f;
+    fr_layer L;
+    fr_seq S;
+    unsigned char work[4096];
+    int st;
+    memset(&L, 0, sizeof L);
+    memset(&S, 0, sizeof S);
+    L.cell = FR_CELL_RNN;
+    L.dtype = FR_FLOAT32;
+    L.activation = FR_ACT_LINEAR;
+    L.depth = L.units = L.proj = 1;
+    L.kernel = kernel;
+    L.bias = bias;
+    S.batch = S.time = 1;
+    S.x = x;
+    S.h0 = h0;
+    S.out = out;
+    S.h_final = hf;
+    CHECK(fr_workspace_size(&L, &S) <= sizeof work, "fp state: workspace %zu", fr_workspace_size(&L, &S));
+    feclearexcept(FE_ALL_EXCEPT);
+    st = fr_layer_forward(&L, &S, work, sizeof work, NULL); /* 1e30 * 1e30: inf */
+    CHECK(st == FR_OK && isinf(out[0]), "fp state: status %d, out %g", st, (double)out[0]);
+#if defined(__x86_64__)
+    CHECK(fetestexcept(FE_OVERFLOW) != 0, "fp state: the kernel's overflow flag was cleared");
+#endif
+    CHECK(tiny * half != 0.0f, "fp state: the caller's thread flushes denormals after a call");
+}
+
 int main(void)
 {
     test_gemm();
     test_args();
     test_forward();
+    test_fp_state();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail != 0;
 }
