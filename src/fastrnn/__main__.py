@@ -104,10 +104,13 @@ def timing(args: argparse.Namespace, out: Any = None) -> None:
     print(f"\ntiming dynamic_rnn: {args.cell.upper()} batch {args.batch}, time {args.time}, "
           f"units {args.units} (depth = units), {dtype} -- median of up to {args.repeat} runs", file=out)
     print(f"  threads: {_limit_threads(args.threads)}", file=out)
+    live = sys.stderr.isatty()  # a progress line redrawn in place; one line per step in a log
     for i, (name, fn) in enumerate(candidates):
-        print(f"  [{i + 1}/{len(candidates)}] timing {name} ...", end="\r", file=sys.stderr, flush=True)
+        print(f"  [{i + 1}/{len(candidates)}] timing {name} ...", end="\r" if live else "\n", file=sys.stderr,
+              flush=True)
         rows.append((name, _median_ms(fn, args.repeat)))
-    print(" " * 60, end="\r", file=sys.stderr)
+    if live:
+        print(" " * 60, end="\r", file=sys.stderr)
     base = rows[0][1]
     print(f"  {'implementation':<28}{'median ms':>12}{'vs fastrnn':>14}", file=out)
     for name, ms in rows:
