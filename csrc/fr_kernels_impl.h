@@ -590,20 +590,25 @@ static void FR_FN(fr_chunk_final)(void *arg, ptrdiff_t chunk, int tid)
     }
 }
 
-/* Steps [0, T) of the rows [p0, p1) (sorted, descending lengths) on the calling thread:
- * the recurrence of one row group.  Each phase of a step is one call over all units
- * (a panel at a time in the product, then the pointwise pass over whole rows).  Measured
- * against alternating product and pointwise pass per panel, whose short loops cost more
- * than they keep hot (medians, one process, 2 threads): LSTM batch 16 9.1 vs 9.8 ms,
- * float64 18.7 vs 21.2, batch 64 65.0 vs 68.2, ragged batch 64 37.2 vs 40.5. */
-static void FR_FN(fr_run_rows)(FR_FN(fr_ctx) *cx, ptrdiff_t p0, ptrdiff_t p1, int tid)
+/* The recurrence of the rows [p0, p1) (sorted, descending lengths) over the shrinking
+ * prefix still running; h double-buffered so that a step reads hbuf[t % 2] whole while
+ * it writes the other.
+ *   cur != NULL (column split): every thread of the job runs this together, and each
+ *     phase of a step is shared out through the queue, a panel of units per chunk.
+ *   cur == NULL (a row group): the calling thread runs every phase alone as one call
+ *     over all units (a panel at a time in the product, then the pointwise pass over
+ *     whole rows).  Measured against alternating product and pointwise pass per panel,
+ *     whose short loops cost more than they keep hot (medians, one process, 2 threads):
+ *     LSTM batch 16 9.1 vs 9.8 ms, float64 18.7 vs 21.2, batch 64 65.0 vs 68.2, ragged
+ *     batch 64 37.2 vs 40.5. */
+static void FR_FN(fr_run_steps)(FR_FN(fr_ctx) *cx, ptrdiff_t p0, ptrdiff_t p1, fr_cursor *cur, int tid)
 {
     FR_FN(fr_job) *job = cx->job;
     const ptrdiff_t *slen = (const ptrdiff_t *)(void *)(job->base + job->pl->off_slen);
     ptrdiff_t t;
     cx->p0 = p0;
     cx->p1 = p1;
-    cx->whole = 1;
+    cx->whole = cur == NULL;
     for (t = 0; t < job->S->time; ++t) {
         cx->p1 = FR_FN(fr_active)(slen, p0, cx->p1, t);
         if (cx->p1 == p0)
@@ -611,9 +616,15 @@ static void FR_FN(fr_run_rows)(FR_FN(fr_ctx) *cx, ptrdiff_t p0, ptrdiff_t p1, in
         cx->t = t;
         cx->h = job->hbuf[t % 2];
         cx->hn = job->hbuf[(t + 1) % 2];
-        FR_FN(fr_chunk_step_a)(cx, 0, tid);
-        if (job->nb > 0)
-            FR_FN(fr_chunk_step_b)(cx, 0, tid);
+        if (cur) {
+            fr_queue_phase(&job->queue, cur, tid, job->na, FR_FN(fr_chunk_step_a), cx);
+            if (job->nb > 0)
+                fr_queue_phase(&job->queue, cur, tid, job->nb, FR_FN(fr_chunk_step_b), cx);
+        } else {
+            FR_FN(fr_chunk_step_a)(cx, 0, tid);
+            if (job->nb > 0)
+                FR_FN(fr_chunk_step_b)(cx, 0, tid);
+        }
     }
 }
 
@@ -622,7 +633,8 @@ static void FR_FN(fr_chunk_group)(void *arg, ptrdiff_t chunk, int tid)
 {
     FR_FN(fr_ctx) cx = *(const FR_FN(fr_ctx) *)arg; /* this group's own step state */
     const ptrdiff_t B = cx.job->S->batch, ng = cx.job->groups;
-    FR_FN(fr_run_rows)(&cx, FR_FN(fr_group_lo)(B, ng, chunk), FR_FN(fr_group_lo)(B, ng, chunk + 1), tid);
+    FR_FN(fr_run_steps)(&cx, FR_FN(fr_group_lo)(B, ng, chunk), FR_FN(fr_group_lo)(B, ng, chunk + 1), NULL,
+                        tid);
 }
 
 /* The whole layer call, run by every thread of the job (the same phase sequence).
@@ -636,16 +648,14 @@ static void FR_FN(fr_chunk_group)(void *arg, ptrdiff_t chunk, int tid)
  *     Each core then reads all the weights at every step, from L3 when they exceed
  *     its L2; measured to pay once every group has a full register tile of rows.
  *     A call on one thread is one group: each step's phases then run over whole rows
- *     (see fr_run_rows) instead of panel by panel. */
+ *     (see fr_run_steps) instead of panel by panel. */
 static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
 {
     FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
     const fr_plan *pl = job->pl;
-    const ptrdiff_t B = job->S->batch, T = job->S->time;
-    const ptrdiff_t *slen = (const ptrdiff_t *)(void *)(job->base + pl->off_slen);
+    const ptrdiff_t B = job->S->batch;
     FR_FN(fr_ctx) cx;
     fr_cursor cur;
-    ptrdiff_t t;
     /* Denormals flushed to zero while the layer runs, as in TensorFlow's CPU kernels: a
      * state decaying towards zero would otherwise cost a microcode assist per operation
      * on many x86 cores (measured here, AMD EPYC: +4% for an LSTM whose outputs were
@@ -664,25 +674,11 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
     if (!pl->fused)
         fr_queue_phase(&job->queue, &cur, tid, job->xproj_chunks, FR_FN(fr_chunk_xproj), &cx);
 
-    /* the recurrence over the shrinking prefix of active rows; h double-buffered
-     * so that a step reads hbuf[t % 2] whole while its chunks write the other */
-    if (job->groups > 0) {
+    /* the recurrence: one chunk per row group, or every step shared out by panels */
+    if (job->groups > 0)
         fr_queue_phase(&job->queue, &cur, tid, job->groups, FR_FN(fr_chunk_group), &cx);
-    } else {
-        cx.p0 = 0;
-        cx.p1 = B;
-        for (t = 0; t < T; ++t) {
-            cx.p1 = FR_FN(fr_active)(slen, 0, cx.p1, t);
-            if (cx.p1 == 0)
-                break;
-            cx.t = t;
-            cx.h = job->hbuf[t % 2];
-            cx.hn = job->hbuf[(t + 1) % 2];
-            fr_queue_phase(&job->queue, &cur, tid, job->na, FR_FN(fr_chunk_step_a), &cx);
-            if (job->nb > 0)
-                fr_queue_phase(&job->queue, &cur, tid, job->nb, FR_FN(fr_chunk_step_b), &cx);
-        }
-    }
+    else
+        FR_FN(fr_run_steps)(&cx, 0, B, &cur, tid);
     fr_queue_phase(&job->queue, &cur, tid, (B + FR_FINAL_ROWS - 1) / FR_FINAL_ROWS, FR_FN(fr_chunk_final),
                    &cx);
     fr_fp_restore(fp_saved);
