@@ -256,10 +256,10 @@ def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any
     time, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
     lens = sequence_length(lengths, batch, time)
     ensure_built(cell, x.shape[2], d, name)
-    if initial_state is None and _exact_zero_state(cell):
+    if initial_state is None:
         st = cell.zero_state(batch, d)
-    elif initial_state is None:
-        st = state(cell.zero_state(batch, d), cell.state_size, batch, d, "cell.zero_state()")
+        if not _exact_zero_state(cell):
+            st = state(st, cell.state_size, batch, d, "cell.zero_state()")
     else:
         st = state(initial_state, cell.state_size, batch, d, state_name)
     return Run(x, lens, st, d, time_major, batch, time)
