@@ -21,21 +21,12 @@
  * returns FR_ERR_ARG.  No allocation happens inside: the caller passes a
  * workspace of at least fr_workspace_size() bytes (and the same workspace may
  * serve call after call).  A call may use the persistent thread pool of
- * fr_threads.c (see fr_set_num_threads); concurrent calls from several threads
- * are safe: one of them gets the pool, the others run on their own thread.
+ * fr_threads.c; concurrent calls from several threads are safe.
  *
- * Environment variables that choose how a call runs, never what it computes
- * (read at every call; the tests force each choice):
- *   FASTRNN_ISA=generic|avx2|avx512  the instruction set (see fr_isa_name);
- *   FASTRNN_XPROJ=hoisted|fused      the input projection: one GEMM over all steps
- *                                    before the recurrence, or inside each step's
- *                                    product (default: fused from 4 rows on);
- *   FASTRNN_SCHEDULE=columns|rows    how threads share the recurrence, forced on
- *                                    all threads whatever the size (default: rows
- *                                    from a register tile of rows per thread, and
- *                                    one thread for small calls).
- * The workspace size depends on FASTRNN_XPROJ: keep it fixed between
- * fr_workspace_size and fr_layer_forward (a mismatch is FR_ERR_WORKSPACE).
+ * How a call runs (instruction set, input projection, thread schedule, GEMM,
+ * threads) is chosen by the caller's fr_options, passed with every call: the
+ * library reads no environment variable and keeps no setting between calls.
+ * Those choices change speed, never results beyond rounding.
  */
 #ifndef FASTRNN_H
 #define FASTRNN_H
@@ -61,8 +52,27 @@ typedef enum {
 typedef enum {
     FR_OK = 0,
     FR_ERR_ARG = 1,       /* a size, pointer or enum is out of range */
-    FR_ERR_WORKSPACE = 2  /* work is NULL or smaller than fr_workspace_size() */
+    FR_ERR_WORKSPACE = 2, /* work is NULL or smaller than fr_workspace_size() */
+    FR_ERR_ISA = 3        /* the requested instruction set is not available (CPU or build) */
 } fr_status;
+
+/* Instruction sets the kernels are compiled for; FR_ISA_AUTO picks the best the CPU runs. */
+typedef enum { FR_ISA_AUTO = 0, FR_ISA_GENERIC = 1, FR_ISA_AVX2 = 2, FR_ISA_AVX512 = 3 } fr_isa;
+
+/* The input projection x.W_x: FR_XPROJ_HOISTED = one GEMM over all steps before the
+ * recurrence; FR_XPROJ_FUSED = inside each step's product ([x_t | h] . kernel);
+ * FR_XPROJ_AUTO = fused from a few rows on (see fr_kernels.c). */
+typedef enum { FR_XPROJ_AUTO = 0, FR_XPROJ_HOISTED = 1, FR_XPROJ_FUSED = 2 } fr_xproj;
+
+/* How threads share the recurrence: FR_SCHED_COLUMNS = every step split by panels of
+ * units (threads meet at each step); FR_SCHED_ROWS = rows dealt to groups, each running
+ * all its steps alone; FR_SCHED_AUTO = chosen by size (and small calls on one thread).
+ * A forced schedule applies whatever the size. */
+typedef enum { FR_SCHED_AUTO = 0, FR_SCHED_COLUMNS = 1, FR_SCHED_ROWS = 2 } fr_schedule;
+
+/* The GEMM behind every product: fastrnn's packed SIMD GEMM (the default), the caller's
+ * BLAS table (fr_options.blas), or the portable C GEMM; the last two are cross-checks. */
+typedef enum { FR_GEMM_PACKED = 0, FR_GEMM_BLAS = 1, FR_GEMM_PORTABLE = 2 } fr_gemm;
 
 /* Fortran-convention GEMM as exported by scipy.linalg.cython_blas:
  * C = alpha * op(A) * op(B) + beta * C, column-major. */
@@ -73,19 +83,22 @@ typedef void (*fr_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
                             double *alpha, double *a, int *lda, double *b, int *ldb,
                             double *beta, double *c, int *ldc);
 
-typedef enum {
-    FR_PRODUCTS_PACKED = 0, /* fastrnn's packed SIMD GEMM for every product (the default) */
-    FR_PRODUCTS_TABLE = 1   /* the BLAS table below (a NULL entry: the portable C GEMM) */
-} fr_products;
-
-/* How the layer's matrix products are computed.  A NULL table means
- * FR_PRODUCTS_PACKED.  In FR_PRODUCTS_TABLE mode a NULL entry selects the
- * portable C GEMM (used by the C tests and as a cross-check). */
+/* A BLAS for FR_GEMM_BLAS; a NULL entry selects the portable C GEMM for that dtype. */
 typedef struct fr_blas {
     fr_sgemm_fn sgemm;
     fr_dgemm_fn dgemm;
-    int products; /* fr_products */
 } fr_blas;
+
+/* How one call runs; fr_options_default fills the defaults (all automatic, packed
+ * GEMM, every online CPU).  Unknown enum values are FR_ERR_ARG. */
+typedef struct fr_options {
+    int isa;              /* fr_isa */
+    int xproj;            /* fr_xproj */
+    int schedule;         /* fr_schedule */
+    int gemm;             /* fr_gemm */
+    int nthreads;         /* threads the call may use, >= 1 (at most 64 are used) */
+    const fr_blas *blas;  /* FR_GEMM_BLAS only */
+} fr_options;
 
 typedef struct fr_layer {
     int cell;        /* fr_cell_kind */
@@ -144,42 +157,48 @@ typedef struct fr_seq {
     void *c_final;           /* [batch, units] final LSTM cell state; NULL for RNN and GRU */
 } fr_seq;
 
-/* Bytes of workspace fr_layer_forward needs for this layer and sequence
+/* The defaults: every choice automatic, the packed GEMM, fr_online_cpus() threads. */
+void fr_options_default(fr_options *options);
+
+/* Gate blocks of a cell's `kernel` (columns = gates * units): RNN 1, LSTM 4, GRU 2
+ * (a GRU's candidate kernel is separate); 0 for an unknown cell. */
+int fr_cell_gates(int cell);
+
+/* Bytes of workspace fr_layer_forward needs for this layer, sequence and options
  * (0 if the arguments are invalid). */
-size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq);
+size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq, const fr_options *options);
 
 /* Run the layer over the sequence.  Returns an fr_status. */
-int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
-                     void *work, size_t work_size, const fr_blas *blas);
+int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options *options,
+                     void *work, size_t work_size);
 
 /* Bytes fr_pack_weights needs for this layer (0 if the layer is invalid). */
 size_t fr_packed_size(const fr_layer *layer);
 
-/* Pack the layer's weights for the products of the current instruction set into
- * `packed` (at least fr_packed_size bytes); then set layer->packed to reuse them.
- * Returns an fr_status. */
-int fr_pack_weights(const fr_layer *layer, void *packed, size_t size);
+/* Pack the layer's weights for the packed GEMM of the instruction set that `options`
+ * selects into `packed` (at least fr_packed_size bytes); then set layer->packed to
+ * reuse them.  Returns an fr_status. */
+int fr_pack_weights(const fr_layer *layer, const fr_options *options, void *packed, size_t size);
 
 /* A static, human-readable message for a status code. */
 const char *fr_strerror(int status);
 
-/* The instruction set the kernels run with: "avx512", "avx2" or "generic" --
- * the best this CPU and build support, or the one named by the environment
- * variable FASTRNN_ISA (falling back to "generic" when it is not available). */
-const char *fr_isa_name(void);
+/* The instruction set a request resolves to on this CPU and build (FR_ISA_AUTO: the
+ * best available), or -FR_ERR_ISA when the requested one is not available and
+ * -FR_ERR_ARG for an unknown value. */
+int fr_isa_resolve(int isa);
 
-/* Threads a kernel call may use: n >= 1 sets it, n == 0 restores the default
- * (the environment variable FASTRNN_NUM_THREADS, else the online CPUs, read on
- * first use and again after each fr_set_num_threads(0)).  The
- * threads are a persistent pool shared by all calls; a call that finds the pool
- * busy with another thread's call runs on its caller's thread alone. */
-void fr_set_num_threads(int n);
-int fr_get_num_threads(void);
+/* "generic", "avx2", "avx512", or "auto"; NULL for an unknown value. */
+const char *fr_isa_name(int isa);
+
+/* Online CPUs (at least 1), read once. */
+int fr_online_cpus(void);
 
 /* Apply `activation` (an fr_activation, or -1 for the gates' logistic sigmoid)
- * in place to n values of `dtype`, exactly as the kernels do (denormals flushed to
- * zero, on x86-64).  For tests of the activations' accuracy.  Returns an fr_status. */
-int fr_apply_activation(int activation, int dtype, void *x, ptrdiff_t n);
+ * in place to n values of `dtype`, exactly as the kernels of instruction set `isa`
+ * (an fr_isa) do (denormals flushed to zero, on x86-64).  For tests of the
+ * activations' accuracy.  Returns an fr_status. */
+int fr_apply_activation(int isa, int activation, int dtype, void *x, ptrdiff_t n);
 
 #ifdef __cplusplus
 }

@@ -3,8 +3,11 @@
  *
  * Design note
  * -----------
- * What: three functions per dtype (bodies in fr_gemm_impl.h, instantiated
- * here for float/f32 and double/f64 from the one template):
+ * What: two functions per dtype (bodies in fr_gemm_impl.h, instantiated
+ * here for float/f32 and double/f64 from the one template), the GEMM paths
+ * that are not fastrnn's packed GEMM (fr_pgemm_impl.h): cross-checks selected
+ * by fr_options.gemm (FR_GEMM_BLAS, FR_GEMM_PORTABLE) and the C tests' ground
+ * truth.
  *
  *   fr_gemm_ref_<sfx>   a portable reference GEMM with exactly the BLAS
  *                       sgemm/dgemm convention -- column-major (Fortran)
@@ -13,11 +16,10 @@
  *                       C not read when beta == 0.  Used whenever the caller's
  *                       fr_blas table, or its entry for the dtype, is NULL (and
  *                       by the C tests as ground truth for the operand swap).
- *   fr_gemm_rm_<sfx>    the one row-major helper the kernels call:
- *                       C[M,N] (ldc) = alpha*A[M,K] (lda) * B[K,N] (ldb) + beta*C.
- *   fr_recurrent_gemm_<sfx>  the per-step product h[rows,k]*W[k,n]; a thin
- *                       wrapper today, the single place a packed SIMD
- *                       micro-kernel will plug in later.
+ *   fr_gemm_rm_<sfx>    the row-major helper the kernels call on those paths:
+ *                       C[M,N] (ldc) = alpha*A[M,K] (lda) * B[K,N] (ldb) + beta*C,
+ *                       through the caller's BLAS table, or the portable GEMM
+ *                       when the table or its entry is NULL.
  *
  * Layout and why: the kernels keep every matrix row-major (C order, like
  * NumPy and TensorFlow's weight layout), while BLAS is column-major.  A
@@ -30,8 +32,8 @@
  *
  * The reference loops are the classic reference-BLAS orders: for op(A) = A
  * the inner loop is an axpy over a contiguous column (vectorisable), for
- * op(A) = A^T a contiguous dot product.  No blocking: a tuned BLAS is the
- * fast path, this one is for correctness and for builds without one.
+ * op(A) = A^T a contiguous dot product.  No blocking: the packed GEMM is the
+ * fast path, this one is for correctness.
  * No global state; every function is reentrant.
  */
 #include <stddef.h>

@@ -4,9 +4,10 @@
  *
  * Template bodies are instantiated once per dtype from ONE source:
  *   fr_gemm_impl.h     (included twice by fr_gemm.c)
- *   fr_pgemm_impl.h, fr_kernels_impl.h  (included twice by fr_forward_body.h,
- *                      which fr_forward_generic.c / _avx2.c / _avx512.c compile
- *                      once per instruction set; fr_kernels.c dispatches)
+ *   fr_pgemm_impl.h, fr_cells_impl.h, fr_step_impl.h  (included twice by
+ *                      fr_forward_body.h, which fr_forward_generic.c / _avx2.c /
+ *                      _avx512.c compile once per instruction set; fr_kernels.c
+ *                      dispatches)
  * Before each inclusion the includer defines
  *   FR_T    the element type (float | double)
  *   FR_SFX  the name suffix  (f32   | f64)
@@ -23,8 +24,8 @@
  *                            i.e. gemm('N','N', N, M, K, B, ldb, A, lda, C, ldc).
  *   fr_pgemm (fr_pgemm_impl.h, per ISA)  fastrnn's packed SIMD GEMM: B packed
  *                            once per layer call, register-tiled micro-kernel.
- * Every product of a layer goes through fr_product in fr_kernels_impl.h, which
- * picks the packed GEMM or the table according to fr_blas.products.
+ * Every product of a layer goes through fr_product in fr_step_impl.h, which
+ * picks the packed GEMM, the BLAS table or the portable GEMM by fr_options.gemm.
  * All functions below accept m/n/k == 0 (no-op, or C = beta*C when k == 0).
  */
 #ifndef FR_INTERNAL_H
@@ -69,11 +70,6 @@ enum fr_mat_index { FR_MAT_XH, FR_MAT_C, FR_MAT_PROJ, FR_NMATS };
  * every ISA's panel width (2 SIMD vectors, at most 2 x 64 bytes) divides. */
 #define FR_PACK_ALIGN_BYTES 128
 
-/* FASTRNN_SCHEDULE: auto (the kernels choose; small calls run on one thread), or a
- * forced schedule on all threads whatever the size: columns (every step split by
- * panels of units) or rows (rows split in groups, each running all its steps). */
-typedef enum { FR_SCHED_AUTO = 0, FR_SCHED_COLUMNS = 1, FR_SCHED_ROWS = 2 } fr_schedule;
-
 /* Byte offsets of the workspace sub-buffers, relative to the aligned base. */
 typedef struct fr_plan {
     ptrdiff_t G;   /* column blocks of `kernel`: 1 RNN, 4 LSTM, 2 GRU */
@@ -86,7 +82,7 @@ typedef struct fr_plan {
     int fused;
     ptrdiff_t hld, hoff;
     int schedule;  /* fr_schedule: how threads share the recurrence (fr_forward_task) */
-    size_t off_perm, off_slen, off_count, off_pchunk, off_xproj, off_h, off_h2, off_c, off_gates,
+    size_t off_perm, off_slen, off_count, off_pchunk, off_xproj, off_h, off_h2, off_c, off_zbuf,
         off_mbuf, off_rh, off_cand;
     size_t off_pack[FR_NMATS]; /* packed weight matrices, see fr_mat_index */
     const char *prepacked;     /* layer->packed when usable by this call's ISA, else NULL */
@@ -108,10 +104,10 @@ typedef struct fr_pack_header {
  * fr_forward_avx512.c (-mavx512f ...); CMake defines FR_BUILD_AVX2 /
  * FR_BUILD_AVX512 when the compiler supports those flags. */
 #define FR_FORWARD_DECL(isa)                                                            \
-    void fr_forward_##isa##_f32(const fr_layer *, const fr_seq *, char *, const fr_plan *, \
-                                const fr_blas *);                                       \
-    void fr_forward_##isa##_f64(const fr_layer *, const fr_seq *, char *, const fr_plan *, \
-                                const fr_blas *);                                       \
+    void fr_forward_##isa##_f32(const fr_layer *, const fr_seq *, const fr_options *, char *, \
+                                const fr_plan *);                                       \
+    void fr_forward_##isa##_f64(const fr_layer *, const fr_seq *, const fr_options *, char *, \
+                                const fr_plan *);                                       \
     void fr_apply_activation_##isa##_f32(float *, ptrdiff_t, int);                      \
     void fr_apply_activation_##isa##_f64(double *, ptrdiff_t, int);                     \
     void fr_pack_weights_##isa##_f32(const fr_layer *, int has_proj, char *, const size_t *); \
@@ -129,12 +125,11 @@ typedef void (*fr_task_fn)(void *arg, int tid, int nthreads);
 /* Called with the job's actual thread count before any of its threads starts. */
 typedef void (*fr_prepare_fn)(void *arg, int nthreads);
 
-/* Run a job on up to `nthreads` threads (the caller is thread 0) and return when
- * all are done.  Runs it on the caller alone (nthreads = 1) when the pool is busy
- * with another caller's job.  `prepare` (may be NULL) learns the count first. */
+/* Run a job on up to `nthreads` threads (at most FR_MAX_THREADS; the caller is
+ * thread 0) and return when all are done.  Runs it on the caller alone
+ * (nthreads = 1) when the pool is busy with another caller's job.  `prepare` (may
+ * be NULL) learns the count first. */
 void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthreads);
-
-/* fr_set_num_threads / fr_get_num_threads: see fastrnn.h (at most FR_MAX_THREADS). */
 
 /* Phased work queue: the threads of a job run the same sequence of phases; a
  * phase is `nchunks` independent chunks, and it ends (for every thread) when all

@@ -1,6 +1,6 @@
 /*
- * fr_kernels.c -- fastrnn's public entry points: fr_workspace_size,
- * fr_layer_forward, fr_strerror.
+ * fr_kernels.c -- fastrnn's public entry points: options, instruction sets,
+ * weight packing, workspace planning, fr_layer_forward, fr_strerror.
  *
  * Design note
  * -----------
@@ -13,6 +13,11 @@
  * twice below (float -> *_f32, double -> *_f64), so the two dtypes cannot drift.
  *
  * How (the point of the package):
+ * Where: fr_cells_impl.h holds each cell's pointwise math (fr_lstm_row,
+ * fr_gru_gates_row, fr_rnn_row, ...), fr_step_impl.h the step driver (sort,
+ * input projection, the time loop, thread schedules), fr_pgemm_impl.h the
+ * packed GEMM; this file validates, plans the workspace and dispatches.
+ *
  *   1. Rows are counting-sorted by length, descending and stable, and the
  *      state lives in the workspace in that order.  At step t the rows still
  *      running are then a contiguous prefix [0, nact), nact shrinks as rows
@@ -56,18 +61,22 @@
  *     h, h2  T[batch, hld]              recurrent state, sorted order, double-
  *                                       buffered; fused mode: rows [x_t | h]
  *     c      T[batch, units]            LSTM cell state, sorted order (LSTM only)
- *     gates  T[batch, G*units]          the per-step product (G = 1, 4, 2)
+ *     zbuf   T[batch, G*units]          the per-step product (G = 1, 4, 2)
  *     mbuf   T[batch, units]            unprojected LSTM output (projected LSTM only)
  *     rh     T[batch, units]            GRU r .* h (GRU only; reset-after, fused:
  *                                       x * Wc_x)
- *     cand   T[batch, units]            GRU (r .* h) * Wc_h (GRU only)
+ *     cand   T[batch, units]            GRU (r .* h) * Wc_h (GRU only; reset-after:
+ *                                       h * Wc_h)
+ *     packed the weight matrices packed  when the layer brings none packed by
+ *                                       fr_pack_weights for this ISA
  * T is float or double per layer->dtype.  Absent buffers take 0 bytes.
  *
  * Validation is cheap and about memory safety only (shapes are the caller's
  * job): enums, sizes, the pointers that will be dereferenced, lengths in
- * [0, time], every BLAS int argument <= INT_MAX, size_t overflow, and the
- * workspace size.  A pointer to an empty array (e.g. x when batch*time == 0)
- * may be NULL.  No global mutable state: calls are thread-safe.
+ * [0, time], every GEMM int argument <= INT_MAX (fr_layer_ok, fr_seq_ok),
+ * size_t overflow, and the workspace size.  A pointer to an empty array (e.g.
+ * x when batch*time == 0) may be NULL.  No global mutable state and no
+ * environment: everything a call depends on is in its arguments.
  */
 #include <limits.h>
 #include <math.h>
@@ -105,14 +114,12 @@ static int fr_take(size_t *cursor, size_t *off, size_t n1, size_t n2, size_t els
     return 1;
 }
 
-/* Validate everything that does not need the seq's data pointers or the
- * contents of `lengths`, and lay out the workspace.  Returns 1 if valid. */
 /* Rows and padded columns of each weight matrix as packed (0 rows: absent). */
 static void fr_pack_dims(const fr_layer *L, size_t es, size_t rows[FR_NMATS], size_t cols[FR_NMATS])
 {
     const size_t pad = FR_PACK_ALIGN_BYTES / es;
     const size_t U = (size_t)L->units, P = (size_t)L->proj, D = (size_t)L->depth;
-    const size_t G = L->cell == FR_CELL_LSTM ? 4 : L->cell == FR_CELL_GRU ? 2 : 1;
+    const size_t G = (size_t)fr_cell_gates(L->cell);
     const size_t u_gru = L->cell == FR_CELL_GRU ? U : 0;
     const int has_proj = L->cell == FR_CELL_LSTM && L->proj_kernel != NULL;
     rows[FR_MAT_XH] = D + P; /* one block per gate, each padded */
@@ -162,11 +169,51 @@ static int fr_layer_ok(const fr_layer *L)
     }
     if (L->cell == FR_CELL_GRU && (!L->cand_kernel || !L->cand_bias))
         return 0;
-    /* every int handed to a GEMM: N, K, ld* in {depth, units, proj, depth+proj,
-     * depth+units, G*units, GX} */
+    /* every int handed to a GEMM of the layer: N, K, ld* in {depth, units, proj,
+     * depth+proj, depth+units, G*units, GX = 3*units for GRU} */
     if (L->units > INT_MAX / 4 || L->depth > INT_MAX / 2 || L->proj > INT_MAX / 2)
         return 0;
     return 1;
+}
+
+/* The sequence's sizes, within what the GEMMs take: M in {batch*time, <= batch}. */
+static int fr_seq_ok(const fr_seq *S)
+{
+    if (!S || S->batch < 0 || S->time < 0)
+        return 0;
+    if (S->batch > INT_MAX || S->time > INT_MAX || (S->time > 0 && S->batch > INT_MAX / S->time))
+        return 0;
+    return 1;
+}
+
+/* Every field of the options in range. */
+static int fr_options_ok(const fr_options *O)
+{
+    if (!O)
+        return 0;
+    if (O->xproj < FR_XPROJ_AUTO || O->xproj > FR_XPROJ_FUSED)
+        return 0;
+    if (O->schedule < FR_SCHED_AUTO || O->schedule > FR_SCHED_ROWS)
+        return 0;
+    if (O->gemm < FR_GEMM_PACKED || O->gemm > FR_GEMM_PORTABLE || (O->gemm == FR_GEMM_BLAS && !O->blas))
+        return 0;
+    if (O->isa < FR_ISA_AUTO || O->isa > FR_ISA_AVX512 || O->nthreads < 1)
+        return 0;
+    return 1;
+}
+
+int fr_cell_gates(int cell)
+{
+    switch (cell) {
+    case FR_CELL_RNN:
+        return 1;
+    case FR_CELL_LSTM:
+        return 4;
+    case FR_CELL_GRU:
+        return 2;
+    default:
+        return 0;
+    }
 }
 
 /* Byte offsets of the matrices in a fr_pack_weights buffer, and its size (0: invalid). */
@@ -183,57 +230,37 @@ static size_t fr_pack_layout(const fr_layer *L, size_t off[FR_NMATS])
  * every step as well would double that, where the hoisted GEMM reads it once for all
  * steps.  From it on the step product is bound by arithmetic, and fusing saves
  * writing and re-reading the [rows, G*units] xproj buffer (measured: see bench/).
- * FASTRNN_XPROJ=fused|hoisted forces either (the tests run both). */
+ * fr_options.xproj forces either (the tests run both). */
 #define FR_FUSE_MIN_BATCH 4
 
-static int fr_fused_mode(const fr_seq *S)
+static int fr_fused_mode(const fr_seq *S, const fr_options *O)
 {
-    const char *want = getenv("FASTRNN_XPROJ");
-    if (want && strcmp(want, "fused") == 0)
-        return 1;
-    if (want && strcmp(want, "hoisted") == 0)
-        return 0;
+    if (O->xproj != FR_XPROJ_AUTO)
+        return O->xproj == FR_XPROJ_FUSED;
     return S->batch >= FR_FUSE_MIN_BATCH;
 }
 
-static int fr_schedule_forced(void)
-{
-    const char *want = getenv("FASTRNN_SCHEDULE");
-    if (want && strcmp(want, "columns") == 0)
-        return FR_SCHED_COLUMNS;
-    if (want && strcmp(want, "rows") == 0)
-        return FR_SCHED_ROWS;
-    return FR_SCHED_AUTO;
-}
-
-static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
+/* Validate everything that does not need the seq's data pointers or the contents of
+ * `lengths`, and lay out the workspace.  Returns 1 if valid. */
+static int fr_plan_make(const fr_layer *L, const fr_seq *S, const fr_options *O, fr_plan *pl)
 {
     size_t es, cur = 0;
     ptrdiff_t B, T, U, P, D;
     size_t u_lstm, u_gru, u_proj;
 
-    if (!S || !fr_layer_ok(L))
+    if (!fr_layer_ok(L) || !fr_seq_ok(S) || !fr_options_ok(O))
         return 0;
     B = S->batch;
     T = S->time;
     U = L->units;
     P = L->proj;
     D = L->depth;
-    if (B < 0 || T < 0)
-        return 0;
     pl->has_proj = (L->cell == FR_CELL_LSTM && L->proj_kernel != NULL);
     pl->prepacked = NULL;
-
-    pl->G = L->cell == FR_CELL_LSTM ? 4 : L->cell == FR_CELL_GRU ? 2 : 1;
-    /* Every int handed to a GEMM: M in {batch*time, <= batch}; N, K, ld* in
-     * {depth, units, proj, G*units, GX}; GX = 3*units for GRU, else G*units. */
-    if (U > INT_MAX / 4 || D > INT_MAX || P > INT_MAX || B > INT_MAX || T > INT_MAX)
-        return 0;
-    if (T > 0 && B > INT_MAX / T)
-        return 0;
+    pl->G = fr_cell_gates(L->cell);
     pl->GX = L->cell == FR_CELL_GRU ? 3 * U : pl->G * U;
-    pl->fused = fr_fused_mode(S);
-    pl->schedule = fr_schedule_forced();
+    pl->fused = fr_fused_mode(S, O);
+    pl->schedule = O->schedule;
     pl->hld = pl->fused ? D + P : P;
     pl->hoff = pl->fused ? D : 0;
 
@@ -249,7 +276,7 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
         !fr_take(&cur, &pl->off_h, (size_t)B, (size_t)pl->hld, es) ||
         !fr_take(&cur, &pl->off_h2, (size_t)B, (size_t)pl->hld, es) ||
         !fr_take(&cur, &pl->off_c, (size_t)B, u_lstm, es) ||
-        !fr_take(&cur, &pl->off_gates, (size_t)B, (size_t)(pl->G * U), es) ||
+        !fr_take(&cur, &pl->off_zbuf, (size_t)B, (size_t)(pl->G * U), es) ||
         !fr_take(&cur, &pl->off_mbuf, (size_t)B, u_proj, es) ||
         !fr_take(&cur, &pl->off_rh, (size_t)B, u_gru, es) ||
         !fr_take(&cur, &pl->off_cand, (size_t)B, u_gru, es))
@@ -264,81 +291,120 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, fr_plan *pl)
 }
 
 /* ---- run-time choice of the instruction set ----
- * The forward body is compiled once per ISA; pick the best the CPU runs, unless
- * FASTRNN_ISA=generic|avx2|avx512 asks for a specific one (tests force each path
- * this way; asking for one the CPU or the build lacks falls back to generic). */
+ * The forward body is compiled once per ISA; fr_options.isa picks one (the tests
+ * force each), FR_ISA_AUTO the best the CPU runs.  A requested ISA the CPU or the
+ * build lacks is an error (FR_ERR_ISA), never a silent fallback. */
 
 typedef struct fr_isa_impl {
-    const char *name;
-    void (*forward_f32)(const fr_layer *, const fr_seq *, char *, const fr_plan *, const fr_blas *);
-    void (*forward_f64)(const fr_layer *, const fr_seq *, char *, const fr_plan *, const fr_blas *);
+    void (*forward_f32)(const fr_layer *, const fr_seq *, const fr_options *, char *, const fr_plan *);
+    void (*forward_f64)(const fr_layer *, const fr_seq *, const fr_options *, char *, const fr_plan *);
     void (*act_f32)(float *, ptrdiff_t, int);
     void (*act_f64)(double *, ptrdiff_t, int);
     void (*pack_f32)(const fr_layer *, int, char *, const size_t *);
     void (*pack_f64)(const fr_layer *, int, char *, const size_t *);
-    int id; /* stored in packed weights: their panel layout is this ISA's */
 } fr_isa_impl;
 
-static const fr_isa_impl fr_isa_generic = {"generic", fr_forward_generic_f32, fr_forward_generic_f64,
-                                           fr_apply_activation_generic_f32,
-                                           fr_apply_activation_generic_f64, fr_pack_weights_generic_f32,
-                                           fr_pack_weights_generic_f64, 1};
+#define FR_ISA_IMPL(isa)                                                                         \
+    {                                                                                            \
+        .forward_f32 = fr_forward_##isa##_f32, .forward_f64 = fr_forward_##isa##_f64,            \
+        .act_f32 = fr_apply_activation_##isa##_f32, .act_f64 = fr_apply_activation_##isa##_f64, \
+        .pack_f32 = fr_pack_weights_##isa##_f32, .pack_f64 = fr_pack_weights_##isa##_f64,       \
+    }
+static const fr_isa_impl fr_isa_generic = FR_ISA_IMPL(generic);
 #ifdef FR_BUILD_AVX2
-static const fr_isa_impl fr_isa_avx2 = {"avx2", fr_forward_avx2_f32, fr_forward_avx2_f64,
-                                        fr_apply_activation_avx2_f32, fr_apply_activation_avx2_f64,
-                                        fr_pack_weights_avx2_f32, fr_pack_weights_avx2_f64, 2};
+static const fr_isa_impl fr_isa_avx2 = FR_ISA_IMPL(avx2);
 #endif
 #ifdef FR_BUILD_AVX512
-static const fr_isa_impl fr_isa_avx512 = {"avx512", fr_forward_avx512_f32, fr_forward_avx512_f64,
-                                          fr_apply_activation_avx512_f32,
-                                          fr_apply_activation_avx512_f64, fr_pack_weights_avx512_f32,
-                                          fr_pack_weights_avx512_f64, 3};
+static const fr_isa_impl fr_isa_avx512 = FR_ISA_IMPL(avx512);
 #endif
+#undef FR_ISA_IMPL
 
-static const fr_isa_impl *fr_isa(void)
+/* The implementation of a resolved ISA (see fr_isa_resolve). */
+static const fr_isa_impl *fr_isa_impl_of(int isa)
 {
-    const char *want = getenv("FASTRNN_ISA");
-    const int any = want == NULL || want[0] == '\0';
 #ifdef FR_BUILD_AVX512
-    if ((any || strcmp(want, "avx512") == 0) && fr_cpu_has_avx512())
+    if (isa == FR_ISA_AVX512)
         return &fr_isa_avx512;
 #endif
 #ifdef FR_BUILD_AVX2
-    if ((any || strcmp(want, "avx2") == 0) && fr_cpu_has_avx2())
+    if (isa == FR_ISA_AVX2)
         return &fr_isa_avx2;
 #endif
-    (void)any;
+    (void)isa;
     return &fr_isa_generic;
 }
 
-const char *fr_isa_name(void)
+static int fr_isa_available(int isa)
 {
-    return fr_isa()->name;
+    switch (isa) {
+    case FR_ISA_GENERIC:
+        return 1;
+#ifdef FR_BUILD_AVX2
+    case FR_ISA_AVX2:
+        return fr_cpu_has_avx2();
+#endif
+#ifdef FR_BUILD_AVX512
+    case FR_ISA_AVX512:
+        return fr_cpu_has_avx512();
+#endif
+    default:
+        return 0;
+    }
 }
 
-int fr_apply_activation(int activation, int dtype, void *x, ptrdiff_t n)
+int fr_isa_resolve(int isa)
 {
-    const fr_isa_impl *isa = fr_isa();
+    if (isa == FR_ISA_AUTO) {
+        int best;
+        for (best = FR_ISA_AVX512; best > FR_ISA_GENERIC && !fr_isa_available(best); --best)
+            ;
+        return best;
+    }
+    if (isa < FR_ISA_GENERIC || isa > FR_ISA_AVX512)
+        return -FR_ERR_ARG;
+    return fr_isa_available(isa) ? isa : -FR_ERR_ISA;
+}
+
+const char *fr_isa_name(int isa)
+{
+    static const char *const names[] = {"auto", "generic", "avx2", "avx512"};
+    return isa >= FR_ISA_AUTO && isa <= FR_ISA_AVX512 ? names[isa] : NULL;
+}
+
+void fr_options_default(fr_options *options)
+{
+    const fr_options defaults = {.isa = FR_ISA_AUTO, .xproj = FR_XPROJ_AUTO, .schedule = FR_SCHED_AUTO,
+                                 .gemm = FR_GEMM_PACKED, .nthreads = fr_online_cpus(), .blas = NULL};
+    *options = defaults;
+}
+
+int fr_apply_activation(int isa, int activation, int dtype, void *x, ptrdiff_t n)
+{
+    const int resolved = fr_isa_resolve(isa);
+    const fr_isa_impl *impl;
     unsigned fp_saved;
+    if (resolved < 0)
+        return -resolved;
     if (activation < -1 || activation > FR_ACT_LINEAR || n < 0 || (n > 0 && !x))
         return FR_ERR_ARG;
     if (dtype != FR_FLOAT32 && dtype != FR_FLOAT64)
         return FR_ERR_ARG;
+    impl = fr_isa_impl_of(resolved);
     fp_saved = fr_fp_flush_denormals(); /* as in the kernels */
     if (dtype == FR_FLOAT32)
-        isa->act_f32((float *)x, n, activation);
+        impl->act_f32((float *)x, n, activation);
     else
-        isa->act_f64((double *)x, n, activation);
+        impl->act_f64((double *)x, n, activation);
     fr_fp_restore(fp_saved);
     return FR_OK;
 }
 
 /* The header a fr_pack_weights buffer must carry to be used for layer L on `isa`. */
-static void fr_pack_header_for(const fr_layer *L, const fr_isa_impl *isa, fr_pack_header *h)
+static void fr_pack_header_for(const fr_layer *L, int isa, fr_pack_header *h)
 {
     memset(h, 0, sizeof *h);
     h->magic = FR_PACK_MAGIC;
-    h->isa = isa->id;
+    h->isa = isa;
     h->dtype = L->dtype;
     h->cell = L->cell;
     h->depth = L->depth;
@@ -356,12 +422,14 @@ size_t fr_packed_size(const fr_layer *layer)
     return fr_pack_layout(layer, off);
 }
 
-int fr_pack_weights(const fr_layer *layer, void *packed, size_t size)
+int fr_pack_weights(const fr_layer *layer, const fr_options *options, void *packed, size_t size)
 {
-    const fr_isa_impl *isa = fr_isa();
+    const int isa = options ? fr_isa_resolve(options->isa) : -FR_ERR_ARG;
     size_t off[FR_NMATS];
     const size_t total = fr_pack_layout(layer, off);
     fr_pack_header h;
+    if (isa < 0)
+        return -isa;
     if (total == 0 || !packed)
         return FR_ERR_ARG;
     if (size < total)
@@ -369,31 +437,39 @@ int fr_pack_weights(const fr_layer *layer, void *packed, size_t size)
     fr_pack_header_for(layer, isa, &h);
     memcpy(packed, &h, sizeof h);
     if (layer->dtype == FR_FLOAT32)
-        isa->pack_f32(layer, (int)h.has_proj, (char *)packed, off);
+        fr_isa_impl_of(isa)->pack_f32(layer, (int)h.has_proj, (char *)packed, off);
     else
-        isa->pack_f64(layer, (int)h.has_proj, (char *)packed, off);
+        fr_isa_impl_of(isa)->pack_f64(layer, (int)h.has_proj, (char *)packed, off);
     return FR_OK;
 }
 
-size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq)
+size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq, const fr_options *options)
 {
     fr_plan pl;
-    if (!fr_plan_make(layer, seq, &pl))
+    if (!fr_plan_make(layer, seq, options, &pl))
         return 0;
     return pl.total;
 }
 
-int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
-                     void *work, size_t work_size, const fr_blas *blas)
+int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options *options,
+                     void *work, size_t work_size)
 {
     fr_plan pl;
-    const fr_isa_impl *isa = fr_isa();
+    fr_options opt;
+    const fr_isa_impl *impl;
     ptrdiff_t B, T, b;
     size_t mis;
     char *base;
 
-    if (!fr_plan_make(layer, seq, &pl))
+    if (!fr_plan_make(layer, seq, options, &pl))
         return FR_ERR_ARG;
+    opt = *options;
+    opt.isa = fr_isa_resolve(options->isa);
+    if (opt.isa < 0)
+        return -opt.isa;
+    if (opt.nthreads > FR_MAX_THREADS)
+        opt.nthreads = FR_MAX_THREADS;
+    impl = fr_isa_impl_of(opt.isa);
     B = seq->batch;
     T = seq->time;
 
@@ -420,10 +496,10 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
     base = (char *)work + (mis ? FR_ALIGN - mis : 0);
 
     /* weights packed by fr_pack_weights, if they were packed for this layer and ISA */
-    if (layer->packed && (blas == NULL || blas->products == FR_PRODUCTS_PACKED)) {
+    if (layer->packed && opt.gemm == FR_GEMM_PACKED) {
         fr_pack_header want, have;
         const size_t total = fr_pack_layout(layer, pl.pre_off);
-        fr_pack_header_for(layer, isa, &want);
+        fr_pack_header_for(layer, opt.isa, &want);
         if (total > 0 && layer->packed_size >= total) {
             memcpy(&have, layer->packed, sizeof have);
             if (memcmp(&have, &want, sizeof have) == 0)
@@ -431,9 +507,9 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq,
         }
     }
     if (layer->dtype == FR_FLOAT32)
-        isa->forward_f32(layer, seq, base, &pl, blas);
+        impl->forward_f32(layer, seq, &opt, base, &pl);
     else
-        isa->forward_f64(layer, seq, base, &pl, blas);
+        impl->forward_f64(layer, seq, &opt, base, &pl);
     return FR_OK;
 }
 
@@ -446,6 +522,8 @@ const char *fr_strerror(int status)
         return "invalid argument: a size, pointer, enum or length is out of range";
     case FR_ERR_WORKSPACE:
         return "workspace is NULL or smaller than fr_workspace_size()";
+    case FR_ERR_ISA:
+        return "the requested instruction set is not available on this CPU or in this build";
     default:
         return "unknown fastrnn status";
     }

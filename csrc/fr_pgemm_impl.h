@@ -60,24 +60,23 @@ static void FR_FN(fr_pack_b)(ptrdiff_t K, ptrdiff_t N, const FR_T *B, ptrdiff_t 
 
 /* One register tile: C[0:MRC, 0:nr] (+)= A[0:MRC, 0:K] . panel, for a compile-time row
  * count MRC <= FR_MR (always inlined into fr_tile's switch, so each row count gets
- * its own fully unrolled code).  With 1 or 2 rows the FMAs of one accumulator
- * would form a latency chain, so KU independent partial sums over k are kept. */
+ * its own fully unrolled code).  Every element is one accumulator summed over k in
+ * order, whatever MRC: its rounding never depends on how rows are grouped into tiles
+ * (by thread count, schedule, batch- or time-major layout), so results are bitwise
+ * reproducible.  (Splitting k into partial sums for 1-2 rows would shorten the FMA
+ * latency chain, but made an element's bits depend on its tile's height.) */
 static inline __attribute__((always_inline)) void
 FR_FN(fr_tile_n)(const int MRC, ptrdiff_t K, const FR_T *A, ptrdiff_t lda, const FR_T *panel,
                  FR_T *C, ptrdiff_t ldc, ptrdiff_t nr, int acc)
 {
     typedef FR_FN(fr_vec) vec;
-    enum { KU_MAX = 4 };
-    const int KU = MRC == 1 ? 4 : MRC == 2 ? 2 : 1;
-    vec c0[FR_MR][KU_MAX], c1[FR_MR][KU_MAX];
+    vec c0[FR_MR], c1[FR_MR];
     FR_T buf[FR_PG_NR];
     ptrdiff_t k, j;
-    int r, u;
+    int r;
     for (r = 0; r < MRC; ++r) {
-        for (u = 0; u < KU; ++u) {
-            c0[r][u] = (vec){0};
-            c1[r][u] = (vec){0};
-        }
+        c0[r] = (vec){0};
+        c1[r] = (vec){0};
         if (acc) { /* C += A . panel: start from C */
             const FR_T *src = C + r * ldc;
             if (nr < FR_PG_NR) {
@@ -85,47 +84,29 @@ FR_FN(fr_tile_n)(const int MRC, ptrdiff_t K, const FR_T *A, ptrdiff_t lda, const
                     buf[j] = j < nr ? src[j] : (FR_T)0;
                 src = buf;
             }
-            c0[r][0] = FR_FN(fr_vload)(src);
-            c1[r][0] = FR_FN(fr_vload)(src + FR_PG_VL);
+            c0[r] = FR_FN(fr_vload)(src);
+            c1[r] = FR_FN(fr_vload)(src + FR_PG_VL);
         }
     }
-    for (k = 0; k + KU <= K; k += KU) {
-        for (u = 0; u < KU; ++u) {
-            const vec b0 = FR_FN(fr_vload)(panel);
-            const vec b1 = FR_FN(fr_vload)(panel + FR_PG_VL);
-            panel += FR_PG_NR;
-            for (r = 0; r < MRC; ++r) {
-                const FR_T s = A[r * lda + k + u];
-                c0[r][u] += b0 * s;
-                c1[r][u] += b1 * s;
-            }
-        }
-    }
-    for (; k < K; ++k) {
+    for (k = 0; k < K; ++k) {
         const vec b0 = FR_FN(fr_vload)(panel);
         const vec b1 = FR_FN(fr_vload)(panel + FR_PG_VL);
         panel += FR_PG_NR;
         for (r = 0; r < MRC; ++r) {
             const FR_T s = A[r * lda + k];
-            c0[r][0] += b0 * s;
-            c1[r][0] += b1 * s;
-        }
-    }
-    for (r = 0; r < MRC; ++r) {
-        for (u = 1; u < KU; ++u) {
-            c0[r][0] += c0[r][u];
-            c1[r][0] += c1[r][u];
+            c0[r] += b0 * s;
+            c1[r] += b1 * s;
         }
     }
     if (nr == FR_PG_NR) {
         for (r = 0; r < MRC; ++r) {
-            FR_FN(fr_vstore)(C + r * ldc, c0[r][0]);
-            FR_FN(fr_vstore)(C + r * ldc + FR_PG_VL, c1[r][0]);
+            FR_FN(fr_vstore)(C + r * ldc, c0[r]);
+            FR_FN(fr_vstore)(C + r * ldc + FR_PG_VL, c1[r]);
         }
     } else {
         for (r = 0; r < MRC; ++r) {
-            FR_FN(fr_vstore)(buf, c0[r][0]);
-            FR_FN(fr_vstore)(buf + FR_PG_VL, c1[r][0]);
+            FR_FN(fr_vstore)(buf, c0[r]);
+            FR_FN(fr_vstore)(buf + FR_PG_VL, c1[r]);
             for (j = 0; j < nr; ++j)
                 C[r * ldc + j] = buf[j];
         }

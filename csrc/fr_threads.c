@@ -86,7 +86,6 @@ static struct {
 } fr_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
              0, 0, 0, 0, NULL, NULL, 1};
 
-static int fr_threads_wanted = 0; /* 0: FASTRNN_NUM_THREADS or the online CPUs (atomic) */
 static pthread_once_t fr_atfork_once = PTHREAD_ONCE_INIT;
 
 static void fr_pool_child_reset(void)
@@ -131,41 +130,27 @@ static void *fr_worker(void *p)
     return NULL;
 }
 
-/* The default thread count, worked out on first use after start-up or after
- * fr_set_num_threads(0) (0: not yet).  Cached because sysconf(_SC_NPROCESSORS_ONLN)
- * reads a file under /sys on every call: measured at about a third of the time of a
- * one-step call before it was cached. */
-static int fr_threads_default = 0; /* atomic */
+/* Online CPUs, read once: sysconf(_SC_NPROCESSORS_ONLN) reads a file under /sys on
+ * every call (measured at about a third of the time of a one-step call before it
+ * was cached). */
+static int fr_cpus = 0; /* atomic; 0: not read yet */
 
-int fr_get_num_threads(void)
+int fr_online_cpus(void)
 {
-    int n = __atomic_load_n(&fr_threads_wanted, __ATOMIC_RELAXED);
-    if (n <= 0)
-        n = __atomic_load_n(&fr_threads_default, __ATOMIC_RELAXED);
+    int n = __atomic_load_n(&fr_cpus, __ATOMIC_RELAXED);
     if (n <= 0) {
-        const char *env = getenv("FASTRNN_NUM_THREADS");
-        n = env ? atoi(env) : 0;
-        if (n <= 0) {
-            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-            n = cpus > 0 ? (int)cpus : 1;
-        }
-        __atomic_store_n(&fr_threads_default, n, __ATOMIC_RELAXED);
+        const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (cpus > FR_MAX_THREADS ? FR_MAX_THREADS : (int)cpus) : 1;
+        __atomic_store_n(&fr_cpus, n, __ATOMIC_RELAXED);
     }
-    return n < 1 ? 1 : n > FR_MAX_THREADS ? FR_MAX_THREADS : n;
-}
-
-void fr_set_num_threads(int n)
-{
-    if (n <= 0) /* the default, read again on next use */
-        __atomic_store_n(&fr_threads_default, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&fr_threads_wanted, n < 0 ? 0 : n, __ATOMIC_RELAXED);
+    return n;
 }
 
 void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthreads)
 {
     int started, spins = 0;
-    if (nthreads > fr_get_num_threads())
-        nthreads = fr_get_num_threads();
+    if (nthreads > FR_MAX_THREADS)
+        nthreads = FR_MAX_THREADS;
     pthread_once(&fr_atfork_once, fr_register_atfork);
     if (nthreads <= 1 || pthread_mutex_trylock(&fr_pool.busy) != 0) {
         if (prepare)

@@ -26,7 +26,8 @@ HIDDEN_DIM = 10
 
 def head(outputs: np.ndarray, w_out: np.ndarray, b_out: np.ndarray) -> np.ndarray:
     """``[batch, time, hidden] @ [hidden, 1] + [1]`` squeezed to ``[batch, time]`` (tf.matmul + tf.squeeze)."""
-    return (outputs @ w_out + b_out)[..., 0]
+    pred: np.ndarray = (outputs @ w_out + b_out)[..., 0]
+    return pred
 
 
 def cost(pred: np.ndarray, y: np.ndarray) -> float:

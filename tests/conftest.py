@@ -1,146 +1,93 @@
-"""Shared helpers: build cells from specs, compare against the reference.
+"""Fixtures: a per-test RNG, the kernel modes forced in turn, a kernel-call spy, and the
+check that every test starts (and leaves the process) on the defaults.
 
-Tests import the *installed* fastrnn (run pytest from anywhere; pyproject sets
-``--import-mode=importlib`` so the source tree never shadows the install).
+The modes (instruction set, input projection, thread schedule, GEMM) are forced with
+``fastrnn._options.override``, which restores the previous options whatever happens;
+the thread count with ``fastrnn.set_num_threads``, restored here too.  Shared helpers
+(cells, comparisons, layouts, drivers) are in ``helpers.py``.
 """
 from __future__ import annotations
 
-import copy
-import json
+import os
 import zlib
-from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Iterator, List
 
 import numpy as np
 import pytest
 
 import fastrnn
-import fastrnn.reference as ref
-from fastrnn._structure import flatten
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-# Relative tolerance per dtype (the issue's contract), with an absolute floor of
-# the same order for elements near zero.  The floor is relative to the largest
-# magnitude in the compared array (at least 1): in a recurrence the rounding
-# error of an element follows the size of the terms it was summed from, and an
-# unsquashed cell (linear, relu) can cancel large terms into a small result.
-RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
-ATOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-12}
-
-CELL_TYPES = ("BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell")
+from fastrnn import _kernels, _options
 
 
-def build_cell(module: Any, spec: Dict[str, Any], seed: int = 0) -> Any:
-    """A cell of ``module`` (fastrnn or fastrnn.reference) from a JSON-able spec.
-
-    ``{"type": "LSTMCell", "num_units": 5, "kwargs": {...}}`` or
-    ``{"type": "MultiRNNCell", "cells": [spec, ...], "kwargs": {...}}``.
-    """
-    kwargs = dict(spec.get("kwargs", {}))
-    if spec["type"] == "MultiRNNCell":
-        cells = [build_cell(module, s, seed + 101 * (i + 1)) for i, s in enumerate(spec["cells"])]
-        return module.MultiRNNCell(cells, **kwargs)
-    return getattr(module, spec["type"])(spec["num_units"], seed=seed, **kwargs)
-
-
-def twin(cell: Any) -> Any:
-    """A reference cell with the same configuration and weights as a built fastrnn cell."""
-    if isinstance(cell, ref.MultiRNNCell):
-        return ref.MultiRNNCell([twin(c) for c in cell.cells], state_is_tuple=cell._state_is_tuple)
-    out = copy.copy(cell)
-    out.__class__ = getattr(ref, type(cell).__name__)
-    out._weights = cell.weights if cell.built else None
-    return out
-
-
-def randomize(cell: Any, rng: np.random.Generator, scale: float = 1.0) -> None:
-    """Non-trivial weights: every entry (biases and peepholes too) random and non-zero."""
-    new = {}
-    for name, w in cell.weights.items():
-        rows = w.shape[0] if w.ndim == 2 else 4
-        new[name] = (rng.uniform(-1, 1, w.shape) * scale * (2.0 / np.sqrt(rows) if w.ndim == 2 else 0.5))
-    cell.set_weights(new)
-
-
-def assert_close(actual: Any, expected: Any, dtype: Any, what: str = "") -> None:
-    dtype = np.dtype(dtype)
-    a_flat, e_flat = flatten(actual), flatten(expected)
-    assert len(a_flat) == len(e_flat), f"{what}: structure differs ({len(a_flat)} vs {len(e_flat)} leaves)"
-    for i, (a, e) in enumerate(zip(a_flat, e_flat)):
-        a = np.asarray(a)
-        assert a.dtype == dtype, f"{what}[{i}]: dtype {a.dtype}, expected {dtype}"
-        e = np.asarray(e)
-        finite = np.isfinite(e)
-        scale = max(1.0, float(np.abs(e[finite]).max())) if finite.any() else 1.0
-        np.testing.assert_allclose(a, e, rtol=RTOL[dtype], atol=ATOL[dtype] * scale, err_msg=f"{what} leaf {i}")
-
-
-def assert_same_structure(actual: Any, expected: Any, what: str = "") -> None:
-    assert type(actual) is type(expected), f"{what}: {type(actual).__name__} vs {type(expected).__name__}"
-    if isinstance(expected, (tuple, list)):
-        assert len(actual) == len(expected), what
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            assert_same_structure(a, e, f"{what}[{i}]")
-    else:
-        assert np.shape(actual) == np.shape(expected), f"{what}: {np.shape(actual)} vs {np.shape(expected)}"
-
-
-def load_fixture(path: Path) -> Dict[str, Any]:
-    with np.load(path, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    data["meta"] = json.loads(str(data["meta"]))
-    return data
-
-
-def available_isas() -> list:
-    """The instruction sets the kernels can be forced to here (FASTRNN_ISA), worst to best."""
-    import os
-    from fastrnn import _kernels
-    found = []
-    for isa in ("generic", "avx2", "avx512"):
-        os.environ["FASTRNN_ISA"] = isa
-        try:
-            if _kernels.isa() == isa:
-                found.append(isa)
-        finally:
-            del os.environ["FASTRNN_ISA"]
-    return found
-
-
-ISAS = available_isas()
-
-
-@pytest.fixture(params=ISAS)
-def isa(request: Any, monkeypatch: Any) -> str:
-    """Run the test once per instruction set, forced through FASTRNN_ISA."""
-    from fastrnn import _kernels
-    monkeypatch.setenv("FASTRNN_ISA", request.param)
-    assert _kernels.isa() == request.param
-    return request.param
-
-
-@pytest.fixture(params=["hoisted", "fused"])
-def xproj(request: Any, monkeypatch: Any) -> str:
-    """Run the test once per input-projection mode of the kernels, forced through FASTRNN_XPROJ:
-    hoisted (one GEMM for all steps before the recurrence; the default below 4 rows) and fused
-    (each step's product is [x_t | h] . kernel; the default from 4 rows on)."""
-    monkeypatch.setenv("FASTRNN_XPROJ", request.param)
-    return request.param
-
-
-@pytest.fixture(params=["columns", "rows"])
-def schedule(request: Any, monkeypatch: Any) -> str:
-    """Run the test once per thread schedule of the recurrence, forced through FASTRNN_SCHEDULE on
-    3 threads whatever the problem's size: columns (each step split by panels of units, the
-    threads meet at every step) and rows (rows dealt to 3 groups, each running all its steps)."""
-    import fastrnn
-    monkeypatch.setenv("FASTRNN_SCHEDULE", request.param)
-    fastrnn.set_num_threads(3)
-    yield request.param
-    fastrnn.set_num_threads(0)
+@pytest.fixture(autouse=True)
+def _starts_on_the_defaults() -> Iterator[None]:
+    """Every test starts on the product's defaults -- the packed GEMM, automatic choices, no
+    FASTRNN_* variable, the default thread count -- so that no test passes because an
+    earlier one changed a mode and forgot to restore it."""
+    leftovers = sorted(k for k in os.environ if k.startswith("FASTRNN_"))
+    assert not leftovers, f"FASTRNN_* variables set for the test run: {leftovers}"
+    assert _options.current() == _options.Options(), f"options left changed: {_options.current()}"
+    assert fastrnn._threads._requested == 0, "a thread count was left set"
+    yield
+    assert _options.current() == _options.Options(), "the test left the options changed"
+    assert fastrnn._threads._requested == 0, "the test left a thread count set"
 
 
 @pytest.fixture
 def rng(request: Any) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+ISAS = _kernels.available_isas()
+
+
+@pytest.fixture(params=ISAS)
+def isa(request: Any) -> Iterator[str]:
+    """Run the test once per instruction set the CPU has."""
+    with _options.override(isa=request.param):
+        yield request.param
+
+
+@pytest.fixture(params=["hoisted", "fused"])
+def xproj(request: Any) -> Iterator[str]:
+    """Run the test once per input-projection mode of the kernels: hoisted (one GEMM for all
+    steps before the recurrence; the default below 4 rows) and fused (each step's product is
+    [x_t | h] . kernel; the default from 4 rows on)."""
+    with _options.override(xproj=request.param):
+        yield request.param
+
+
+@pytest.fixture(params=["columns", "rows"])
+def schedule(request: Any) -> Iterator[str]:
+    """Run the test once per thread schedule of the recurrence, forced on 3 threads whatever
+    the problem's size: columns (each step split by panels of units, the threads meet at every
+    step) and rows (rows dealt to 3 groups, each running all its steps)."""
+    fastrnn.set_num_threads(3)
+    try:
+        with _options.override(schedule=request.param):
+            yield request.param
+    finally:
+        fastrnn.set_num_threads(0)
+
+
+@pytest.fixture(params=["blas", "portable"])
+def other_gemm(request: Any) -> Iterator[str]:
+    """Run the test on SciPy's BLAS and on the portable C GEMM instead of the packed GEMM
+    (cross-checks of the packed GEMM and of the operand conventions)."""
+    pytest.importorskip("scipy", reason="the BLAS cross-check needs SciPy (in the test extra)")
+    with _options.override(gemm=request.param):
+        yield request.param
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch: Any) -> List[int]:
+    """The cell kind (``_kernels.CELL_*``) of every kernel call made during the test."""
+    calls: List[int] = []
+    real = _kernels.layer_forward
+
+    def spy(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(layer.cell)
+        return real(layer, *args, **kwargs)
+
+    monkeypatch.setattr(_kernels, "layer_forward", spy)
+    return calls

@@ -10,9 +10,9 @@ import pytest
 import fastrnn
 import fastrnn.reference as ref
 
-from conftest import assert_close
+from helpers import BIDI, DRIVERS, IMPLS, assert_close, drive
 
-IMPLS = [pytest.param(ref, id="reference"), pytest.param(fastrnn, id="fastrnn")]
+
 X = np.zeros((3, 4, 2), np.float32)
 
 
@@ -110,7 +110,7 @@ def test_bad_static_inputs(m):
         m.static_rnn(cell, [np.zeros((2, 3)), np.zeros((3, 3))])
 
 
-def test_nan_stays_in_its_row():
+def test_nan_stays_in_its_row(kernel_calls):
     cell = fastrnn.BasicLSTMCell(4)
     x = np.random.default_rng(0).standard_normal((3, 5, 2))
     x[1, 2, 0] = np.nan
@@ -122,49 +122,14 @@ def test_nan_stays_in_its_row():
 
 # ---- every driver, the one-step call and set_weights: exact messages, no kernel call ----
 
-DRIVERS = ["dynamic", "time_major", "static", "bidirectional", "static_bidirectional"]
-BIDI = ("bidirectional", "static_bidirectional")
-
-
-def drive(m, driver, x, cell, bw=None, lengths=None, state=None, state_bw=None, dtype=None):
-    """Call ``driver`` of module ``m`` on batch-major ``x`` (a list of steps for the static ones)."""
-    bw = bw if bw is not None else cell
-    steps = list(np.swapaxes(x, 0, 1)) if isinstance(x, np.ndarray) and x.ndim == 3 else x
-    if driver == "dynamic":
-        return m.dynamic_rnn(cell, x, lengths, state, dtype)
-    if driver == "time_major":
-        xt = np.swapaxes(x, 0, 1) if isinstance(x, np.ndarray) and x.ndim == 3 else x
-        return m.dynamic_rnn(cell, xt, lengths, state, dtype, time_major=True)
-    if driver == "static":
-        return m.static_rnn(cell, steps, state, dtype, lengths)
-    if driver == "bidirectional":
-        return m.bidirectional_dynamic_rnn(cell, bw, x, lengths, state, state_bw, dtype)
-    return m.static_bidirectional_rnn(cell, bw, steps, state, state_bw, dtype, lengths)
-
-
-KERNEL_CALLS = []
-
-
-@pytest.fixture
-def no_kernel_calls(monkeypatch):
-    """Count kernel calls, so that :func:`rejected` can check validation came first."""
-    from fastrnn import _kernels
-    real = _kernels.layer_forward
-
-    def spy(*args, **kwargs):
-        KERNEL_CALLS.append(args[0]["cell"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_kernels, "layer_forward", spy)
-
-
 @contextlib.contextmanager
-def rejected(exc, match):
-    """``pytest.raises(exc, match=match)``, and no kernel ran before the error."""
-    before = len(KERNEL_CALLS)
+def rejected(kernel_calls, exc, match):
+    """``pytest.raises(exc, match=match)``, and no kernel ran before the error (``kernel_calls``:
+    the fixture's list of kernel calls)."""
+    before = len(kernel_calls)
     with pytest.raises(exc, match=match):
         yield
-    assert len(KERNEL_CALLS) == before, "a kernel ran before validation rejected the arguments"
+    assert len(kernel_calls) == before, "a kernel ran before validation rejected the arguments"
 
 
 def state_name(driver, which="fw"):
@@ -186,51 +151,51 @@ def state_name(driver, which="fw"):
     ([4, None, 2], TypeError, r"sequence_length: expected an integer vector, got dtype object"),
     (np.array([1, 2, 3], np.complex64), TypeError, r"sequence_length: expected an integer vector, got dtype complex64"),
 ])
-def test_bad_lengths_every_driver(m, driver, lengths, exc, match, no_kernel_calls):
-    with rejected(exc, match=match):
+def test_bad_lengths_every_driver(m, driver, lengths, exc, match, kernel_calls):
+    with rejected(kernel_calls, exc, match=match):
         drive(m, driver, X, m.GRUCell(3), lengths=lengths)
 
 
 @pytest.mark.parametrize("m", IMPLS)
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_bad_initial_state_every_driver(m, driver, no_kernel_calls):
+def test_bad_initial_state_every_driver(m, driver, kernel_calls):
     lstm = m.BasicLSTMCell(3)
     fw = state_name(driver, "fw")
     z = np.zeros((3, 3))
     # wrong structure: a flat array, a 3-tuple, a nested pair
-    with rejected(ValueError, match=rf"^{fw}: expected a state with the structure of state_size="
+    with rejected(kernel_calls, ValueError, match=rf"^{fw}: expected a state with the structure of state_size="
                                          r"LSTMStateTuple\(c=3, h=3\) \(2 arrays\), got array\(3, 3\)$"):
         drive(m, driver, X, lstm, state=z)
-    with rejected(ValueError, match=rf"^{fw}: .*\(2 arrays\), got \(array\(3, 3\), array\(3, 3\), array\(3, 3\)\)$"):
+    with rejected(kernel_calls, ValueError, match=rf"^{fw}: .*\(2 arrays\), got \(array\(3, 3\), array\(3, 3\), array\(3, 3\)\)$"):
         drive(m, driver, X, lstm, state=(z, z, z))
     # wrong batch, wrong width, wrong dtype, wrong rank
-    with rejected(ValueError, match=rf"^{fw}\[0\] \(leaf 0 of state_size=LSTMStateTuple\(c=3, h=3\)\): "
+    with rejected(kernel_calls, ValueError, match=rf"^{fw}\[0\] \(leaf 0 of state_size=LSTMStateTuple\(c=3, h=3\)\): "
                                          r"expected shape \(3, 3\), got \(2, 3\)$"):
         drive(m, driver, X, lstm, state=(np.zeros((2, 3)), z))
-    with rejected(ValueError, match=rf"^{fw}\[1\] .*: expected shape \(3, 3\), got \(3, 4\)$"):
+    with rejected(kernel_calls, ValueError, match=rf"^{fw}\[1\] .*: expected shape \(3, 3\), got \(3, 4\)$"):
         drive(m, driver, X, lstm, state=(z, np.zeros((3, 4))))
-    with rejected(TypeError, match=rf"^{fw}\[1\] .*: expected float32 or float64 values, got complex"):
+    with rejected(kernel_calls, TypeError, match=rf"^{fw}\[1\] .*: expected float32 or float64 values, got complex"):
         drive(m, driver, X, lstm, state=(z, z.astype(complex)))
     gru = m.GRUCell(3)
-    with rejected(ValueError, match=rf"^{fw}: expected shape \(3, 3\), got \(3,\)$"):
+    with rejected(kernel_calls, ValueError, match=rf"^{fw}: expected shape \(3, 3\), got \(3,\)$"):
         drive(m, driver, X, gru, state=np.zeros(3))
     if driver in BIDI:  # the backward state is named as such, and checked against cell_bw
-        with rejected(ValueError, match=r"^initial_state_bw: expected shape \(3, 2\), got \(3, 3\)$"):
+        with rejected(kernel_calls, ValueError, match=r"^initial_state_bw: expected shape \(3, 2\), got \(3, 3\)$"):
             drive(m, driver, X, gru, bw=m.GRUCell(2), state=z, state_bw=z)
-        with rejected(ValueError, match=r"^initial_state_bw\[1\] .*expected shape \(3, 3\), got \(1, 3\)$"):
+        with rejected(kernel_calls, ValueError, match=r"^initial_state_bw\[1\] .*expected shape \(3, 3\), got \(1, 3\)$"):
             drive(m, driver, X, gru, bw=lstm, state_bw=(z, np.zeros((1, 3))))
 
 
 @pytest.mark.parametrize("m", IMPLS)
-def test_multi_rnn_state_structure_is_checked_not_just_counted(m, no_kernel_calls):
+def test_multi_rnn_state_structure_is_checked_not_just_counted(m, kernel_calls):
     cell = m.MultiRNNCell([m.BasicLSTMCell(3), m.BasicLSTMCell(3)])
     z = np.zeros((3, 3))
-    with rejected(ValueError, match=r"^initial_state: expected a state with the structure of state_size="
+    with rejected(kernel_calls, ValueError, match=r"^initial_state: expected a state with the structure of state_size="
                                          r"\(LSTMStateTuple\(c=3, h=3\), LSTMStateTuple\(c=3, h=3\)\) \(4 arrays\), "
                                          r"got \(array\(3, 3\), array\(3, 3\), array\(3, 3\), array\(3, 3\)\)$"):
         m.dynamic_rnn(cell, X, initial_state=(z, z, z, z))
     flat = m.BasicLSTMCell(3, state_is_tuple=False)
-    with rejected(ValueError, match=r"^initial_state: .*state_size=6 \(1 array\), "
+    with rejected(kernel_calls, ValueError, match=r"^initial_state: .*state_size=6 \(1 array\), "
                                          r"got LSTMStateTuple\(array\(3, 3\), array\(3, 3\)\)$"):
         m.dynamic_rnn(flat, X, initial_state=m.LSTMStateTuple(z, z))
     # tuples, lists and LSTMStateTuples are interchangeable when they nest the same way
@@ -245,8 +210,8 @@ def test_multi_rnn_state_structure_is_checked_not_just_counted(m, no_kernel_call
     (np.complex128, r"dtype: expected float32 or float64, got complex128"),
     ("floaty", r"dtype: expected float32 or float64, got 'floaty'"),
 ])
-def test_bad_dtype_argument_every_driver(m, driver, dtype, match, no_kernel_calls):
-    with rejected(TypeError, match=match):
+def test_bad_dtype_argument_every_driver(m, driver, dtype, match, kernel_calls):
+    with rejected(kernel_calls, TypeError, match=match):
         drive(m, driver, X, m.BasicRNNCell(3), dtype=dtype)
 
 
@@ -260,103 +225,103 @@ def test_bad_dtype_argument_every_driver(m, driver, dtype, match, no_kernel_call
     (np.full((3, 4, 2), "a"), r"string \(<U1\)"),
     (np.zeros((3, 4, 2), bool), r"boolean \(bool\)"),
 ])
-def test_non_float_inputs_every_driver(m, driver, values, kind, no_kernel_calls):
+def test_non_float_inputs_every_driver(m, driver, values, kind, kernel_calls):
     where = r"inputs\[0\]" if driver.startswith("static") else "inputs"
-    with rejected(TypeError, match=rf"^{where}: expected float32 or float64 values, got {kind}"):
+    with rejected(kernel_calls, TypeError, match=rf"^{where}: expected float32 or float64 values, got {kind}"):
         drive(m, driver, values, m.BasicLSTMCell(3))
 
 
 @pytest.mark.parametrize("m", IMPLS)
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_wrong_rank_and_depth_every_driver(m, driver, no_kernel_calls):
+def test_wrong_rank_and_depth_every_driver(m, driver, kernel_calls):
     static = driver.startswith("static")
     layout = r"\[time, batch, depth\]" if driver == "time_major" else r"\[batch, time, depth\]"
     if static:
-        with rejected(ValueError, match=r"^inputs\[1\]: expected a 2-D array \[batch, depth\], got shape \(3,\)$"):
+        with rejected(kernel_calls, ValueError, match=r"^inputs\[1\]: expected a 2-D array \[batch, depth\], got shape \(3,\)$"):
             drive(m, driver, [np.zeros((3, 2)), np.zeros(3)], m.GRUCell(3))
-        with rejected(ValueError, match=r"^inputs\[0\]: expected depth >= 1 \(the last axis\), got shape \(3, 0\)$"):
+        with rejected(kernel_calls, ValueError, match=r"^inputs\[0\]: expected depth >= 1 \(the last axis\), got shape \(3, 0\)$"):
             drive(m, driver, [np.zeros((3, 0))], m.GRUCell(3))
-        with rejected(ValueError, match=r"^inputs\[1\]: every step must have the shape of inputs\[0\] "
+        with rejected(kernel_calls, ValueError, match=r"^inputs\[1\]: every step must have the shape of inputs\[0\] "
                                              r"\(3, 2\), got \(4, 2\)$"):
             drive(m, driver, [np.zeros((3, 2)), np.zeros((4, 2))], m.GRUCell(3))
-        with rejected(ValueError, match=r"^inputs: expected a non-empty list of \[batch, depth\] arrays, "
+        with rejected(kernel_calls, ValueError, match=r"^inputs: expected a non-empty list of \[batch, depth\] arrays, "
                                              r"got an empty list$"):
             drive(m, driver, [], m.GRUCell(3))
-        with rejected(TypeError, match=r"^inputs: expected a list of \[batch, depth\] arrays \(one per time "
+        with rejected(kernel_calls, TypeError, match=r"^inputs: expected a list of \[batch, depth\] arrays \(one per time "
                                             r"step\), got ndarray$"):
             drive(m, driver, X[:, 0], m.GRUCell(3))
     else:
-        with rejected(ValueError, match=rf"^inputs: expected a 3-D array {layout}, got shape \(3, 4\)$"):
+        with rejected(kernel_calls, ValueError, match=rf"^inputs: expected a 3-D array {layout}, got shape \(3, 4\)$"):
             drive(m, driver, X[:, :, 0], m.GRUCell(3))
-        with rejected(ValueError, match=rf"^inputs: expected a 3-D array {layout}, got shape \(1, 3, 4, 2\)$"):
+        with rejected(kernel_calls, ValueError, match=rf"^inputs: expected a 3-D array {layout}, got shape \(1, 3, 4, 2\)$"):
             drive(m, driver, X[None], m.GRUCell(3))
-        with rejected(ValueError, match=rf"^inputs: expected depth >= 1 \(the last axis of {layout}\), "
+        with rejected(kernel_calls, ValueError, match=rf"^inputs: expected depth >= 1 \(the last axis of {layout}\), "
                                              r"got shape \((3, 4|4, 3), 0\)$"):
             drive(m, driver, X[:, :, :0], m.GRUCell(3))
-        with rejected(ValueError, match=r"^inputs: cannot be converted to an array"):
+        with rejected(kernel_calls, ValueError, match=r"^inputs: cannot be converted to an array"):
             drive(m, driver, [[[1.0, 2.0]], [[1.0]]], m.GRUCell(3))
     # a cell reused with another depth or dtype, and a MultiRNNCell whose inner cell was built elsewhere
     cell = m.GRUCell(3)
     drive(m, driver, X, cell)
     name = r"inputs\[0\]" if static else "inputs"
-    with rejected(ValueError, match=rf"^{name}: depth 5 does not match the input depth 2 that GRUCell "
+    with rejected(kernel_calls, ValueError, match=rf"^{name}: depth 5 does not match the input depth 2 that GRUCell "
                                          r"'gru_cell' was built for$" if not static else
                        r"^inputs: depth 5 does not match the input depth 2"):
         drive(m, driver, np.zeros((3, 4, 5), np.float32), cell)
-    with rejected(TypeError, match=r"^inputs: dtype float64 does not match the float32 weights of GRUCell "
+    with rejected(kernel_calls, TypeError, match=r"^inputs: dtype float64 does not match the float32 weights of GRUCell "
                                         r"'gru_cell'; pass dtype=float32 or use a new cell$"):
         drive(m, driver, X.astype(np.float64), cell)
     inner = m.BasicLSTMCell(4)
     inner.build(5)
-    with rejected(ValueError, match=r"^cells\[1\] input \(cells\[0\] output\): depth 3 does not match the input "
+    with rejected(kernel_calls, ValueError, match=r"^cells\[1\] input \(cells\[0\] output\): depth 3 does not match the input "
                                          r"depth 5 that BasicLSTMCell 'basic_lstm_cell' was built for$"):
         drive(m, driver, X, m.MultiRNNCell([m.GRUCell(3), inner]))
 
 
 @pytest.mark.parametrize("m", IMPLS)
 @pytest.mark.parametrize("value", ["yes", 2, None, 1.0])
-def test_time_major_must_be_a_bool(m, value, no_kernel_calls):
-    with rejected(TypeError, match=rf"^time_major: expected True or False, got {value!r} "
+def test_time_major_must_be_a_bool(m, value, kernel_calls):
+    with rejected(kernel_calls, TypeError, match=rf"^time_major: expected True or False, got {value!r} "
                                         rf"\({type(value).__name__}\)$"):
         m.dynamic_rnn(m.GRUCell(3), X, time_major=value)
-    with rejected(TypeError, match=r"^time_major: expected True or False"):
+    with rejected(kernel_calls, TypeError, match=r"^time_major: expected True or False"):
         m.bidirectional_dynamic_rnn(m.GRUCell(3), m.GRUCell(3), X, time_major=value)
 
 
 @pytest.mark.parametrize("m", IMPLS)
-def test_more_rows_than_the_kernels_take_is_refused_before_copying(m, no_kernel_calls):
+def test_more_rows_than_the_kernels_take_is_refused_before_copying(m, kernel_calls):
     huge = np.broadcast_to(np.float32(0), (2**16, 2**15 + 1, 1))  # 8 GiB if it were materialized
-    with rejected(ValueError, match=r"^inputs: expected at most 2147483647 rows \(batch \* time\), "
+    with rejected(kernel_calls, ValueError, match=r"^inputs: expected at most 2147483647 rows \(batch \* time\), "
                                          r"got shape \(65536, 32769, 1\)$"):
         m.dynamic_rnn(m.GRUCell(2), huge)
 
 
 @pytest.mark.parametrize("m", IMPLS)
 @pytest.mark.parametrize("kind", ["BasicRNNCell", "GRUCell", "BasicLSTMCell", "LSTMCell", "MultiRNNCell"])
-def test_one_step_call(m, kind, no_kernel_calls):
+def test_one_step_call(m, kind, kernel_calls):
     cell = m.MultiRNNCell([m.GRUCell(3), m.GRUCell(3)]) if kind == "MultiRNNCell" else getattr(m, kind)(3)
     good = cell.zero_state(2, np.float32)
-    with rejected(ValueError, match=r"^inputs: expected a 2-D array \[batch, depth\], got shape \(3,\)$"):
+    with rejected(kernel_calls, ValueError, match=r"^inputs: expected a 2-D array \[batch, depth\], got shape \(3,\)$"):
         cell(np.zeros(3, np.float32), good)
-    with rejected(ValueError, match=r"^inputs: expected depth >= 1 \(the last axis\), got shape \(2, 0\)$"):
+    with rejected(kernel_calls, ValueError, match=r"^inputs: expected depth >= 1 \(the last axis\), got shape \(2, 0\)$"):
         cell(np.zeros((2, 0), np.float32), good)
-    with rejected(TypeError, match=r"^inputs: expected float32 or float64 values, got integer"):
+    with rejected(kernel_calls, TypeError, match=r"^inputs: expected float32 or float64 values, got integer"):
         cell(np.zeros((2, 3), np.int32), good)
     bad_batch = cell.zero_state(4, np.float32)
     leaf = r"state" if kind in ("BasicRNNCell", "GRUCell") else r"state\[0\] \(leaf 0 of state_size=.*\)"
-    with rejected(ValueError, match=rf"^{leaf}: expected shape \(2, 3\), got \(4, 3\)$"):
+    with rejected(kernel_calls, ValueError, match=rf"^{leaf}: expected shape \(2, 3\), got \(4, 3\)$"):
         cell(np.zeros((2, 3), np.float32), bad_batch)
     if kind in ("BasicRNNCell", "GRUCell"):
-        with rejected(TypeError, match=r"^state: expected float32 or float64 values, got object \(object\)$"):
+        with rejected(kernel_calls, TypeError, match=r"^state: expected float32 or float64 values, got object \(object\)$"):
             cell(np.zeros((2, 3), np.float32), None)
     else:
-        with rejected(ValueError, match=r"^state: expected a state with the structure of state_size=.*, "
+        with rejected(kernel_calls, ValueError, match=r"^state: expected a state with the structure of state_size=.*, "
                                         r"got NoneType$"):
             cell(np.zeros((2, 3), np.float32), None)
     out, _ = cell(np.zeros((2, 3), np.float32), good)  # built now: depth and dtype are fixed
-    with rejected(ValueError, match=r"^inputs: depth 4 does not match the input depth 3"):
+    with rejected(kernel_calls, ValueError, match=r"^inputs: depth 4 does not match the input depth 3"):
         cell(np.zeros((2, 4), np.float32), good)
-    with rejected(TypeError, match=r"^inputs: dtype float64 does not match the float32 weights"):
+    with rejected(kernel_calls, TypeError, match=r"^inputs: dtype float64 does not match the float32 weights"):
         cell(np.zeros((2, 3)), good)
 
 
@@ -370,56 +335,56 @@ def test_one_step_call(m, kind, no_kernel_calls):
      {"kernel": (4, 12), "bias": (12,), "w_f_diag": (3,), "w_i_diag": (3,), "w_o_diag": (3,),
       "projection/kernel": (3, 2)}),
 ])
-def test_set_weights_names_and_shapes(m, make, names):
+def test_set_weights_names_and_shapes(m, make, names, kernel_calls):
     cell = make(m)
-    with rejected(TypeError, match=r"^set_weights: expected a mapping of name -> array, got list$"):
+    with rejected(kernel_calls, TypeError, match=r"^set_weights: expected a mapping of name -> array, got list$"):
         cell.set_weights([np.zeros(3)])
-    with rejected(ValueError, match=rf"^set_weights: unknown weight name\(s\) \['nope'\] for {type(cell).__name__} "
+    with rejected(kernel_calls, ValueError, match=rf"^set_weights: unknown weight name\(s\) \['nope'\] for {type(cell).__name__} "
                                          rf"'{cell.name}'; expected names \["):
         cell.set_weights({"nope": np.zeros(3)})
     good = {k: np.full(s, 0.5, np.float32) for k, s in names.items()}
     for k, shape in names.items():
         bad = dict(good)
         bad[k] = np.zeros(shape[:-1] + (shape[-1] + 1,), np.float32)
-        with rejected(ValueError, match=rf"^set_weights\['{k}'\]: expected "):
+        with rejected(kernel_calls, ValueError, match=rf"^set_weights\['{k}'\]: expected "):
             cell.set_weights(bad)
-        with rejected(TypeError, match=rf"^set_weights\['{k}'\]: expected float32 or float64 values, got integer"):
+        with rejected(kernel_calls, TypeError, match=rf"^set_weights\['{k}'\]: expected float32 or float64 values, got integer"):
             cell.set_weights({**good, k: np.zeros(shape, np.int64)})
     assert not cell.built  # nothing half-applied by the failures above
     cell.set_weights(good)
     for k, shape in names.items():  # a built cell takes any subset, shapes still exact
-        with rejected(ValueError, match=rf"^set_weights\['{re.escape(k)}'\]: expected shape "
+        with rejected(kernel_calls, ValueError, match=rf"^set_weights\['{re.escape(k)}'\]: expected shape "
                                              rf"{re.escape(str(shape))}, got "):
             cell.set_weights({k: np.zeros(shape + (1,), np.float32)})
     np.testing.assert_array_equal(cell.weights[next(iter(names))], 0.5)
 
 
 @pytest.mark.parametrize("m", IMPLS)
-def test_constructor_arguments(m):
+def test_constructor_arguments(m, kernel_calls):
     for kind in ("BasicRNNCell", "GRUCell", "BasicLSTMCell", "LSTMCell"):
         for bad in (0, -3):
-            with rejected(ValueError, match=rf"^num_units: expected a positive integer, got {bad}$"):
+            with rejected(kernel_calls, ValueError, match=rf"^num_units: expected a positive integer, got {bad}$"):
                 getattr(m, kind)(bad)
-        with rejected(TypeError, match=r"^num_units: expected a positive integer, got '3' \(str\)$"):
+        with rejected(kernel_calls, TypeError, match=r"^num_units: expected a positive integer, got '3' \(str\)$"):
             getattr(m, kind)("3")
-        with rejected(TypeError, match=r"^num_units: expected a positive integer, got True \(bool\)$"):
+        with rejected(kernel_calls, TypeError, match=r"^num_units: expected a positive integer, got True \(bool\)$"):
             getattr(m, kind)(True)
-    with rejected(ValueError, match=r"^num_proj: expected a positive integer, got 0$"):
+    with rejected(kernel_calls, ValueError, match=r"^num_proj: expected a positive integer, got 0$"):
         m.LSTMCell(3, num_proj=0)
-    with rejected(ValueError, match=r"^cell_clip: expected a non-negative number, got -1.0$"):
+    with rejected(kernel_calls, ValueError, match=r"^cell_clip: expected a non-negative number, got -1.0$"):
         m.LSTMCell(3, cell_clip=-1)
-    with rejected(ValueError, match=r"^cells: expected a non-empty list of RNN cells, got \[\]$"):
+    with rejected(kernel_calls, ValueError, match=r"^cells: expected a non-empty list of RNN cells, got \[\]$"):
         m.MultiRNNCell([])
-    with rejected(ValueError, match=r"^cells: expected a non-empty list of RNN cells, got GRUCell"):
+    with rejected(kernel_calls, ValueError, match=r"^cells: expected a non-empty list of RNN cells, got GRUCell"):
         m.MultiRNNCell(m.GRUCell(2))
-    with rejected(TypeError, match=r"^cells\[1\]: expected an RNN cell"):
+    with rejected(kernel_calls, TypeError, match=r"^cells\[1\]: expected an RNN cell"):
         m.MultiRNNCell([m.GRUCell(2), 3])
-    with rejected(ValueError, match=r"^batch_size: expected a non-negative integer, got -1$"):
+    with rejected(kernel_calls, ValueError, match=r"^batch_size: expected a non-negative integer, got -1$"):
         m.GRUCell(2).zero_state(-1)
-    with rejected(TypeError, match=r"^dtype: expected float32 or float64, got int32$"):
+    with rejected(kernel_calls, TypeError, match=r"^dtype: expected float32 or float64, got int32$"):
         m.GRUCell(2).zero_state(2, np.int32)
     multi = m.MultiRNNCell([m.GRUCell(2), m.GRUCell(3)])
-    with rejected(ValueError, match=r"^set_weights: unknown weight name\(s\) \['foo'\]; expected names starting "
+    with rejected(kernel_calls, ValueError, match=r"^set_weights: unknown weight name\(s\) \['foo'\]; expected names starting "
                                          r"with \['cell_0/gru_cell/', 'cell_1/gru_cell/'\]$"):
         multi.set_weights({"foo": np.zeros(2)})
 

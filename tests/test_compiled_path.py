@@ -11,27 +11,14 @@ import fastrnn
 import fastrnn.reference as ref
 from fastrnn import _compiled, _kernels
 
-from cases import CONFIGS, make_pair
-from conftest import assert_close
+from helpers import CONFIGS, assert_close, make_pair, misaligned
+
 
 
 def test_tests_run_against_the_installed_package():
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     assert not os.path.abspath(fastrnn.__file__).startswith(os.path.join(here, "src")), fastrnn.__file__
     assert _compiled._kernels is _kernels
-
-
-@pytest.fixture
-def kernel_calls(monkeypatch):
-    calls = []
-    real = _kernels.layer_forward
-
-    def spy(*args, **kwargs):
-        calls.append(args[0]["cell"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_kernels, "layer_forward", spy)
-    return calls
 
 
 def test_builtin_cells_reach_the_kernel(kernel_calls, rng):
@@ -59,29 +46,29 @@ def test_other_cells_take_the_generic_loop(kernel_calls, rng):
     twin = ref.BasicRNNCell(3, activation=np.sin)
     twin.set_weights(cell.weights)
     assert_close(out, ref.dynamic_rnn(twin, x)[0], np.float64, "callable activation")
-    # the reference never touches the kernels, even with public cells inside its loop
-    ref.dynamic_rnn(ref.GRUCell(3), x)
-    assert kernel_calls == []
+    # a stack with one layer the kernels cannot run: the others still run compiled, step by step
+    stack = fastrnn.MultiRNNCell([fastrnn.GRUCell(3), fastrnn.BasicRNNCell(3, activation=np.sin)])
+    fastrnn.dynamic_rnn(stack, x)
+    assert kernel_calls == [_kernels.CELL_GRU] * 3
 
 
 def test_kernel_rejects_what_memory_safety_depends_on():
     cell = fastrnn.BasicRNNCell(3)
     cell.build(4, np.float64)
-    (spec_cell, spec), = _compiled.layer_specs(cell)
+    ((_, layer),) = _compiled.layers(cell)
+    opts = _compiled.kernel_options()
     x = np.zeros((2, 5, 4))
     h0 = np.zeros((2, 3))
     with pytest.raises(ValueError, match="x: expected 48 elements, got 40"):
-        _kernels.layer_forward(spec, x, None, h0, None, False, False, 2, 6)
+        _kernels.layer_forward(layer, opts, x, None, h0, None, False, False, 2, 6)
     with pytest.raises(TypeError, match="x: expected float64"):
-        _kernels.layer_forward(spec, x.astype(np.float32), None, h0, None, False, False, 2, 5)
+        _kernels.layer_forward(layer, opts, x.astype(np.float32), None, h0, None, False, False, 2, 5)
     with pytest.raises(ValueError, match="contiguous"):
-        _kernels.layer_forward(spec, np.asfortranarray(x), None, h0, None, False, False, 2, 5)
+        _kernels.layer_forward(layer, opts, np.asfortranarray(x), None, h0, None, False, False, 2, 5)
     with pytest.raises(ValueError, match="rejected its arguments"):
-        _kernels.layer_forward(spec, x, np.array([9, 1]), h0, None, False, False, 2, 5)
-    raw = np.zeros(x.size * 8 + 1, np.uint8)
-    misaligned = np.frombuffer(raw.data, np.float64, x.size, offset=1).reshape(x.shape)
+        _kernels.layer_forward(layer, opts, x, np.array([9, 1]), h0, None, False, False, 2, 5)
     with pytest.raises(ValueError, match="x: data at a misaligned address"):
-        _kernels.layer_forward(spec, misaligned, None, h0, None, False, False, 2, 5)
+        _kernels.layer_forward(layer, opts, misaligned(x), None, h0, None, False, False, 2, 5)
 
 
 DRIVERS = ["dynamic", "time_major", "static", "bidirectional", "static_bidirectional", "step"]
@@ -157,36 +144,25 @@ def test_kernels_work_in_a_forked_child(rng):
 
 
 def test_packed_weights_are_cached_and_follow_set_weights(rng):
-    """Built-in cells pack their weights once per (weights, instruction set) and reuse them."""
+    """Built-in cells describe their layer (and pack its weights) once per (weights, instruction
+    set) and reuse it; set_weights makes a new one.  (The C tests check that the kernels ignore
+    weights packed for another layer or instruction set.)"""
     cell = fastrnn.LSTMCell(9, use_peepholes=True, num_proj=4)
     x = rng.standard_normal((3, 5, 6))
     out1, _ = fastrnn.dynamic_rnn(cell, x)
-    packed = cell._kernel_spec[1]["packed"]
+    ((_, layer),) = _compiled.layers(cell)
+    packed = layer.packed_for(_compiled.kernel_options())
     fastrnn.dynamic_rnn(cell, x)
-    assert cell._kernel_spec[1]["packed"] is packed  # reused, not re-packed
+    assert _compiled.layers(cell)[0][1] is layer  # reused, not rebuilt
+    assert layer.packed_for(_compiled.kernel_options()) is packed  # not re-packed
     new = {k: v * 0.5 for k, v in cell.weights.items()}
     cell.set_weights(new)
     out2, _ = fastrnn.dynamic_rnn(cell, x)
-    assert cell._kernel_spec[1]["packed"] is not packed
+    assert _compiled.layers(cell)[0][1] is not layer
     twin = ref.LSTMCell(9, use_peepholes=True, num_proj=4)
     twin.set_weights(new)
     assert_close(out2, ref.dynamic_rnn(twin, x)[0], np.float64, "after set_weights")
     assert not np.allclose(out1, out2)
-
-
-def test_kernel_ignores_packed_weights_of_another_layer(rng):
-    a, b = fastrnn.GRUCell(7), fastrnn.GRUCell(5)
-    a.build(3, np.float64)
-    b.build(3, np.float64)
-    (_, spec_a), = _compiled.layer_specs(a)
-    (_, spec_b), = _compiled.layer_specs(b)
-    x = rng.standard_normal((2, 4, 3))
-    h0 = np.zeros((2, 5))
-    want = _kernels.layer_forward(spec_b, x, None, h0, None, False, False, 2, 4)
-    wrong = dict(spec_b, packed=spec_a["packed"])  # packed for a different layer: must not be used
-    got = _kernels.layer_forward(wrong, x, None, h0, None, False, False, 2, 4)
-    for g, w in zip(got[:2], want[:2]):
-        np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -10,10 +10,10 @@ import pytest
 
 import fastrnn
 import fastrnn.reference as ref
-from fastrnn import _kernels
+from fastrnn import _options
 
-from cases import CONFIGS, layout, lengths_for, make_pair, random_state, with_units
-from conftest import assert_close
+from helpers import CONFIGS, assert_close, layout, lengths_for, make_pair, random_state, with_units
+
 
 SIZES = [  # (batch, time, depth, units): odd sizes 1, 3, 7, 33, 130 on every axis
     (1, 1, 1, 1), (3, 5, 7, 3), (7, 4, 3, 7), (33, 3, 5, 33), (130, 2, 9, 5), (5, 17, 130, 4), (4, 3, 6, 130),
@@ -39,7 +39,7 @@ def test_dynamic_rnn(name, size, lens, lay, dtype, time_major, rng):
     batch, time, depth, units = size
     cell, ref_cell = make_pair(with_units(CONFIGS[name], units), depth, dtype, rng)
     x = rng.standard_normal((time, batch, depth) if time_major else (batch, time, depth)).astype(dtype)
-    x_in = layout(x, lay, rng)
+    x_in = layout(x, lay)
     lengths = lengths_for(lens, batch, time, rng)
     init = random_state(cell, batch, dtype, rng) if lens != "none" else None
     before = (x_in.copy(), None if lengths is None else lengths.copy())
@@ -92,17 +92,9 @@ def test_static_drivers(name, dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_one_step_call(name, dtype, rng):
     cell, ref_cell = make_pair(CONFIGS[name], 6, dtype, rng)
-    x = layout(rng.standard_normal((7, 6)).astype(dtype), "F", rng)
+    x = layout(rng.standard_normal((7, 6)).astype(dtype), "F")
     state = random_state(cell, 7, dtype, rng)
     assert_close(cell(x, state), ref_cell(x, state), dtype, "cell call")
-
-
-@pytest.fixture(params=["blas", "portable"])
-def other_gemm(request):
-    assert _kernels.get_gemm() == "packed"  # the default
-    _kernels.set_gemm(request.param)
-    yield request.param
-    _kernels.set_gemm("packed")
 
 
 @pytest.mark.parametrize("name", ["lstm_proj_clip_all", "gru_tanh", "gru_reset_after", "rnn_relu", "multi"])
@@ -110,7 +102,7 @@ def other_gemm(request):
 def test_other_gemm_paths(name, dtype, rng, other_gemm, xproj):
     """SciPy's BLAS and the portable C GEMM behind the same kernels give the same answers,
     in both input-projection modes (fused GRU accumulates a second product into the first)."""
-    assert _kernels.get_gemm() == other_gemm
+    assert _options.current().gemm == other_gemm
     cell, ref_cell = make_pair(with_units(CONFIGS[name], 9), 5, dtype, rng)
     x = rng.standard_normal((6, 8, 5)).astype(dtype)
     lengths = np.array([8, 3, 0, 8, 1, 5])

@@ -14,15 +14,13 @@ import pytest
 
 import fastrnn
 import fastrnn.reference as ref
+from fastrnn import _options
 from fastrnn._structure import flatten, map_structure
 
-from cases import CONFIGS, make_pair, random_state
-from conftest import assert_close
-from test_bad_input import DRIVERS, drive
+from helpers import CONFIGS, DRIVERS, DTYPES, IMPLS, LAYOUTS, assert_close, drive, make_pair, random_state, readonly
 
-IMPLS = [pytest.param(ref, id="reference"), pytest.param(fastrnn, id="fastrnn")]
+
 CELLS = ["rnn_tanh", "gru_tanh", "basic_lstm_fb_flat", "lstm_proj_clip_all", "multi", "multi_flat"]
-DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
 
 
 def both(spec, depth, dtype, rng):
@@ -32,33 +30,11 @@ def both(spec, depth, dtype, rng):
     return (cell, bw), (twin, bw_twin)
 
 
-def misaligned(x):
-    """A C-contiguous copy of ``x`` whose data starts one byte past an aligned address."""
-    raw = np.zeros(x.nbytes + 1, np.uint8)
-    y = np.frombuffer(raw.data, dtype=x.dtype, offset=1, count=x.size).reshape(x.shape)
-    y[...] = x
-    assert not y.flags.aligned or y.size == 0
-    return y
-
-
-LAYOUTS = {
-    "list": lambda x: x.tolist(),
-    "fortran": np.asfortranarray,
-    "strided": lambda x: np.repeat(x, 2, axis=-1)[..., ::2],
-    "reversed_time": lambda x: np.ascontiguousarray(x[:, ::-1])[:, ::-1],
-    "readonly": lambda x: _readonly(np.array(x)),
-    "misaligned": misaligned,
-    "broadcast": None,  # built below: a zero-stride view
-}
-
-
-def _readonly(a):
-    a.setflags(write=False)
-    return a
+KINDS = [k for k in LAYOUTS if k != "C"] + ["broadcast"]  # broadcast: a zero-stride view, built below
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", list(LAYOUTS))
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_layouts_give_the_reference_answer(driver, kind, dtype, rng):
     (cell, bw), (twin, bw_twin) = both("multi", 4, dtype, rng)
@@ -96,7 +72,7 @@ def test_any_integer_lengths(m, lens_dtype, rng):
     elif lens_dtype == "float_integral":
         lens = np.array(base, np.float32)
     elif lens_dtype == "readonly":
-        lens = _readonly(np.array(base))
+        lens = readonly(np.array(base))
     elif lens_dtype == "strided":
         lens = np.repeat(np.array(base, np.int16), 3)[::3]
     else:
@@ -154,31 +130,26 @@ def test_very_large_batch(spec, rng):
 NAN_DRIVERS = ["dynamic", "time_major", "bidirectional"]
 
 
-@pytest.mark.parametrize("gemm", ["blas", "portable"])
+@pytest.mark.parametrize("gemm", ["packed", "blas", "portable"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("spec", CELLS + ["lstm_peep", "gru_relu", "rnn_linear"])
 @pytest.mark.parametrize("driver", NAN_DRIVERS)
-def test_nan_and_inf_stay_in_their_row(driver, spec, dtype, gemm, rng, monkeypatch):
-    from fastrnn import _kernels
-    monkeypatch.setattr(_kernels, "_blas_choice", _kernels.get_gemm(), raising=False)
-    _kernels.set_gemm(gemm)
-    try:
-        (cell, bw), (twin, bw_twin) = both(spec, 3, dtype, rng)
-        batch, time = 19, 6  # more rows than one SIMD/packed block, so bad rows share blocks with good ones
-        x = rng.standard_normal((batch, time, 3)).astype(dtype)
-        init = random_state(cell, batch, dtype, rng)
-        lens = rng.integers(1, time + 1, batch)
-        lens[[4, 11]] = [6, 3]
-        bad = x.copy()
-        bad[4, 2, 1] = np.nan            # NaN input in row 4
-        bad[11, 3:] = np.inf              # inf past row 11's length (3): must change nothing
-        bad[11, 3:, 0] = np.nan
-        init_bad = map_structure(lambda a: a.copy(), init)
-        flatten(init_bad)[0][7, 0] = np.nan  # NaN state in row 7
+def test_nan_and_inf_stay_in_their_row(driver, spec, dtype, gemm, rng):
+    (cell, bw), (twin, bw_twin) = both(spec, 3, dtype, rng)
+    batch, time = 19, 6  # more rows than one SIMD/packed block, so bad rows share blocks with good ones
+    x = rng.standard_normal((batch, time, 3)).astype(dtype)
+    init = random_state(cell, batch, dtype, rng)
+    lens = rng.integers(1, time + 1, batch)
+    lens[[4, 11]] = [6, 3]
+    bad = x.copy()
+    bad[4, 2, 1] = np.nan            # NaN input in row 4
+    bad[11, 3:] = np.inf              # inf past row 11's length (3): must change nothing
+    bad[11, 3:, 0] = np.nan
+    init_bad = map_structure(lambda a: a.copy(), init)
+    flatten(init_bad)[0][7, 0] = np.nan  # NaN state in row 7
+    with _options.override(gemm=gemm):
         got = drive(fastrnn, driver, bad, cell, bw, lens, init_bad)
-        exp = drive(ref, driver, x, twin, bw_twin, lens, init)   # clean inputs, same answer for good rows
-    finally:
-        _kernels.set_gemm("blas")
+    exp = drive(ref, driver, x, twin, bw_twin, lens, init)   # clean inputs, same answer for good rows
     tainted = [4, 7]
     keep = np.setdiff1d(np.arange(batch), tainted)
     out_axis = 1 if driver == "time_major" else 0
@@ -210,7 +181,7 @@ def test_inf_weights_and_clip_values_do_not_crash(rng):
 
 def _frozen(tree):
     """Read-only copies of every array in ``tree`` (and pristine copies to compare with)."""
-    ro = map_structure(lambda a: _readonly(np.array(a)), tree)
+    ro = map_structure(lambda a: readonly(np.array(a)), tree)
     return ro, map_structure(np.copy, ro)
 
 
@@ -256,8 +227,8 @@ def test_no_public_function_modifies_or_aliases_its_arguments(m, spec, time, rng
         cell, bw = twin, bw_twin
     batch = 4
     x, _ = _frozen(rng.standard_normal((batch, time, 3)))
-    steps = [_readonly(np.array(s)) for s in np.swapaxes(x, 0, 1)]
-    lens = _readonly(np.array([time, 0, time // 2, 1 if time else 0]))
+    steps = [readonly(np.array(s)) for s in np.swapaxes(x, 0, 1)]
+    lens = readonly(np.array([time, 0, time // 2, 1 if time else 0]))
     init, _ = _frozen(random_state(cell, batch, np.float64, rng))
     init_bw, _ = _frozen(random_state(bw, batch, np.float64, rng))
     owned = [x, steps, lens, init, init_bw]
@@ -279,7 +250,7 @@ def test_no_public_function_modifies_or_aliases_its_arguments(m, spec, time, rng
     for label, fn in calls.items():
         _check_call(f"{m.__name__}.{label} ({spec})", fn, owned, cell)
     # set_weights copies what it is given; weights hands out copies
-    given = {k: _readonly(v) for k, v in cell.weights.items()}
+    given = {k: readonly(v) for k, v in cell.weights.items()}
     pristine = {k: v.copy() for k, v in given.items()}
     _check_call("set_weights", lambda: cell.set_weights(given), [given], cell)
     for a in _cell_weights(cell):

@@ -18,33 +18,12 @@ import fastrnn
 import fastrnn.reference as ref
 from fastrnn._structure import flatten, map_structure
 
-from cases import make_pair, random_state
-from conftest import assert_close
-from test_bad_input import DRIVERS, drive
-from test_hardening import misaligned
-from test_properties import specs
+from helpers import DRIVERS, assert_close, drive, layout, make_pair, random_state, specs
+
 
 STEP = "one-step"
-LAYOUT_NAMES = ["C", "F", "strided", "reversed", "readonly", "misaligned", "list"]
+LAYOUT_NAMES = ["C", "F", "strided", "reversed", "readonly", "misaligned", "list"]  # helpers.LAYOUTS
 LENGTH_KINDS = ["none", "int8", "uint8", "int16", "uint32", "int64", "uint64", "list", "float_integral"]
-
-
-def lay_out(x, kind):
-    if kind == "C":
-        return np.ascontiguousarray(x)
-    if kind == "F":
-        return np.asfortranarray(x)
-    if kind == "strided":
-        return np.repeat(x, 3, axis=-1)[..., 1::3]
-    if kind == "reversed":
-        return np.ascontiguousarray(x[::-1])[::-1]
-    if kind == "readonly":
-        y = np.array(x)
-        y.setflags(write=False)
-        return y
-    if kind == "misaligned":
-        return misaligned(np.ascontiguousarray(x))
-    return x.tolist()
 
 
 def lengths_as(lens, kind):
@@ -97,14 +76,14 @@ def test_awkward_inputs_match_the_reference(p):
     lens = lengths_as(p["lengths"], p["lengths_kind"])
     if p["driver"] == STEP:
         x0 = x[:, 0].astype(compute)  # a cell call has no dtype argument: the inputs' dtype is the weights'
-        got = cell(lay_out(x0, p["layout"]), map_structure(lambda a: lay_out(a, p["state_layout"]), init))
+        got = cell(layout(x0, p["layout"]), map_structure(lambda a: layout(a, p["state_layout"]), init))
         exp = twin(x0, init)
     else:
         major = p["driver"] == "time_major" or p["driver"].startswith("static")
         given_x = x if p["layout"] != "list" else (np.swapaxes(x, 0, 1) if major else x).tolist()
         if p["layout"] not in ("list", "C"):
-            given_x = lay_out(x, p["layout"])
-        given_state = None if init is None else map_structure(lambda a: lay_out(a, p["state_layout"]), init)
+            given_x = layout(x, p["layout"])
+        given_state = None if init is None else map_structure(lambda a: layout(a, p["state_layout"]), init)
         got = drive(fastrnn, p["driver"], given_x, cell, bw, lens, given_state, None, p["given_dtype"])
         exp = drive(ref, p["driver"], x, twin, bw_twin, lens, init, None, p["given_dtype"])
     assert_close(got, exp, compute, str(p))
@@ -155,7 +134,7 @@ def test_bad_input_fails_like_the_reference(p):
         state = random_state(cell, batch, np.float64, rng)
     else:
         state = map_structure(lambda s: rng.standard_normal(p["state_shape"]), cell.state_size)
-    from conftest import twin
+    from helpers import twin
     ref_cell = twin(fastrnn_cell)
     got = _outcome(lambda: drive(fastrnn, p["driver"], x, fastrnn_cell, None, p["lengths"], state, None, p["dtype"]))
     exp = _outcome(lambda: drive(ref, p["driver"], x, ref_cell, None, p["lengths"], state, None, p["dtype"]))

@@ -18,7 +18,8 @@ import fastrnn
 from fastrnn import interop
 from fastrnn.interop import _checkpoint
 
-from conftest import assert_close, build_cell
+from helpers import assert_close, build_cell
+
 
 CKPTS = Path(__file__).parent / "fixtures" / "checkpoints"
 CASES = ["basic_lstm", "basic_rnn_dense", "multi_lstm_peep_gru", "bidi_lstm_gru"]

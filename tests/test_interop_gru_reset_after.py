@@ -12,8 +12,8 @@ import pytest
 import fastrnn
 import fastrnn.reference as ref
 
-from cases import lengths_for, make_pair, random_state
-from conftest import assert_close
+from helpers import assert_close, lengths_for, make_pair, random_state
+
 
 SPEC = {"type": "GRUCell", "num_units": 5, "kwargs": {"reset_after": True}}
 
@@ -90,8 +90,8 @@ def test_matches_torch_gru(rng):
 
 def test_reset_after_runs_on_the_kernels(monkeypatch, rng):
     from fastrnn import _kernels
-    calls = []
+    layers = []
     real = _kernels.layer_forward
-    monkeypatch.setattr(_kernels, "layer_forward", lambda spec, *a: calls.append(spec) or real(spec, *a))
+    monkeypatch.setattr(_kernels, "layer_forward", lambda layer, *a: layers.append(layer) or real(layer, *a))
     fastrnn.dynamic_rnn(fastrnn.GRUCell(5, reset_after=True), rng.standard_normal((2, 3, 4)))
-    assert len(calls) == 1 and calls[0]["cand_recurrent_bias"] is not None
+    assert len(layers) == 1 and layers[0].arrays[4] is not None  # cand_recurrent_bias

@@ -15,7 +15,8 @@ import pytest
 import fastrnn
 from fastrnn import interop
 
-from conftest import assert_close
+from helpers import assert_close
+
 
 CKPTS = Path(__file__).parent / "fixtures" / "checkpoints"
 

@@ -10,7 +10,8 @@ import pytest
 import fastrnn
 from fastrnn import interop
 
-from conftest import assert_close
+from helpers import assert_close
+
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")

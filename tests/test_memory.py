@@ -18,7 +18,8 @@ import fastrnn
 from fastrnn import _compiled, _kernels
 from fastrnn._structure import flatten
 
-from test_bad_input import DRIVERS, drive
+from helpers import DRIVERS, drive
+
 
 BATCH, TIME, DEPTH, UNITS = 16, 20, 8, 32
 
@@ -36,7 +37,7 @@ def workload(cell, bw, x, lens, state, calls=1):
     """``calls`` rounds of every public entry point, plus failing kernel calls."""
     rnn = fastrnn.BasicRNNCell(4, seed=1)
     rnn.build(DEPTH, np.float32)
-    (_, spec), = _compiled.layer_specs(rnn)
+    ((_, layer),) = _compiled.layers(rnn)
     h0 = np.zeros((BATCH, 4), np.float32)
     bad_lens = np.full(BATCH, TIME + 1, np.int64)
     for _ in range(calls):
@@ -46,8 +47,8 @@ def workload(cell, bw, x, lens, state, calls=1):
         bw.set_weights(bw.weights)
         for args in ((x, bad_lens), (x[:, :-1], lens)):  # rejected by the kernel / by the Cython checks
             try:
-                _kernels.layer_forward(spec, np.ascontiguousarray(args[0]), args[1], h0, None, False, False,
-                                       BATCH, TIME)
+                _kernels.layer_forward(layer, _compiled.kernel_options(), np.ascontiguousarray(args[0]), args[1],
+                                       h0, None, False, False, BATCH, TIME)
             except ValueError:
                 pass
             else:

@@ -8,9 +8,9 @@ import fastrnn
 import fastrnn.reference as ref
 from fastrnn import LSTMStateTuple
 
-from conftest import assert_close, randomize
+from helpers import IMPLS, assert_close, randomize
 
-IMPLS = [pytest.param(ref, id="reference"), pytest.param(fastrnn, id="fastrnn")]
+
 TUTORIAL_X = np.array([[[0, 1, 2], [9, 8, 7]], [[3, 4, 5], [5, 1, 9]],
                        [[6, 7, 8], [6, 5, 4]], [[9, 0, 1], [3, 2, 1]]], np.float32)
 TUTORIAL_LEN = [2, 1, 2, 2]

@@ -13,7 +13,8 @@ import fastrnn
 import fastrnn.reference as ref
 from fastrnn._structure import flatten, pack_as
 
-from conftest import FIXTURES, assert_close, build_cell, load_fixture
+from helpers import FIXTURES, assert_close, build_cell, load_fixture
+
 
 CASES = sorted(FIXTURES.glob("*.npz"))
 IMPLS = {"reference": ref, "fastrnn": fastrnn}

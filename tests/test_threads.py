@@ -14,9 +14,8 @@ import pytest
 import fastrnn
 import fastrnn.reference as ref
 
-from cases import CONFIGS, make_pair, random_state
-from conftest import assert_close
-from test_bad_input import DRIVERS, drive
+from helpers import CONFIGS, DRIVERS, assert_close, drive, make_pair, random_state
+
 
 THREADS = 4
 STEP = "one-step"

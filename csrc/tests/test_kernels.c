@@ -12,9 +12,14 @@
  *     implementation in double precision that loops over t and b,
  *     concatenates [x, h], multiplies by the full kernel, applies the TF 1.x
  *     equations and masks.
- * (c) argument checking: FR_ERR_ARG, FR_ERR_WORKSPACE, fr_workspace_size == 0.
+ * (c) argument checking: FR_ERR_ARG, FR_ERR_WORKSPACE, FR_ERR_ISA,
+ *     fr_workspace_size == 0, options out of range.
  * (d) the caller's floating-point state: modes restored, raised flags kept.
- * Run it under each FASTRNN_ISA, FASTRNN_XPROJ and FASTRNN_SCHEDULE (.ci/run does).
+ * (e) weights packed by fr_pack_weights: used when they match the layer and ISA,
+ *     ignored (never misread) when they belong to another layer or ISA.
+ * The library reads no environment; this harness does, to choose the fr_options of
+ * every call: FASTRNN_ISA, FASTRNN_XPROJ, FASTRNN_SCHEDULE, FASTRNN_NUM_THREADS
+ * (.ci/run runs it under each).
  *
  * Every output and workspace buffer is malloc'ed at its exact size, so an
  * ASan build catches any out-of-bounds write.  Last line: "N passed, N failed";
@@ -198,8 +203,55 @@ static long g_blas_calls;
 NAIVE_FORTRAN_GEMM(test_sgemm, float)
 NAIVE_FORTRAN_GEMM(test_dgemm, double)
 
-static const fr_blas g_blas_null_entries = {NULL, NULL, FR_PRODUCTS_TABLE};
-static const fr_blas g_blas_test = {test_sgemm, test_dgemm, FR_PRODUCTS_TABLE};
+static const fr_blas g_blas_null_entries = {NULL, NULL};
+static const fr_blas g_blas_test = {test_sgemm, test_dgemm};
+
+/* The options of every call (from the environment, see the top of this file). */
+static fr_options g_opt;
+
+/* g_opt with the GEMM of a BLAS table: NULL -> the packed GEMM, &g_blas_null_entries ->
+ * the portable C GEMM, &g_blas_test -> the test's own BLAS. */
+static fr_options opts_with(const fr_blas *blas)
+{
+    fr_options o = g_opt;
+    o.gemm = blas == NULL ? FR_GEMM_PACKED : blas == &g_blas_test ? FR_GEMM_BLAS : FR_GEMM_PORTABLE;
+    o.blas = blas == &g_blas_test ? blas : NULL;
+    return o;
+}
+
+/* One of `names` (index = enum value) from the environment variable, or `dflt`. */
+static int env_choice(const char *var, const char *const *names, int n, int dflt)
+{
+    const char *v = getenv(var);
+    int i;
+    if (!v || !v[0])
+        return dflt;
+    for (i = 0; i < n; ++i)
+        if (names[i] && strcmp(v, names[i]) == 0)
+            return i;
+    fprintf(stderr, "%s=%s: unknown value\n", var, v);
+    exit(2);
+}
+
+static void options_from_env(void)
+{
+    static const char *const isas[] = {"auto", "generic", "avx2", "avx512"};
+    static const char *const xproj[] = {"auto", "hoisted", "fused"};
+    static const char *const sched[] = {"auto", "columns", "rows"};
+    const char *threads = getenv("FASTRNN_NUM_THREADS");
+    fr_options_default(&g_opt);
+    g_opt.isa = env_choice("FASTRNN_ISA", isas, 4, FR_ISA_AUTO);
+    g_opt.xproj = env_choice("FASTRNN_XPROJ", xproj, 3, FR_XPROJ_AUTO);
+    g_opt.schedule = env_choice("FASTRNN_SCHEDULE", sched, 3, FR_SCHED_AUTO);
+    if (threads && threads[0])
+        g_opt.nthreads = atoi(threads);
+    if (fr_isa_resolve(g_opt.isa) < 0 || g_opt.nthreads < 1) {
+        fprintf(stderr, "FASTRNN_ISA / FASTRNN_NUM_THREADS: not available or invalid here\n");
+        exit(2);
+    }
+    printf("options: isa %s (%s), xproj %d, schedule %d, threads %d\n", fr_isa_name(g_opt.isa),
+           fr_isa_name(fr_isa_resolve(g_opt.isa)), g_opt.xproj, g_opt.schedule, g_opt.nthreads);
+}
 
 /* ------------------------------------------------------------ (a) GEMM tests */
 
@@ -503,6 +555,7 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
     size_t wsize, off, where;
     unsigned char *wbuf;
     const fr_blas *blas;
+    fr_options opt;
     int st;
     double w;
     ptrdiff_t b;
@@ -512,6 +565,7 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
     g_case++;
     /* NULL: fastrnn's packed GEMM; null entries: the portable C GEMM; test: a BLAS-like table */
     blas = (g_case % 3 == 0) ? NULL : (g_case % 3 == 1) ? &g_blas_null_entries : &g_blas_test;
+    opt = opts_with(blas);
 
     pr.kernel = rand_arr(nk, wscale, dtype);
     pr.bias = rand_arr((size_t)(G * U), 0.5, dtype);
@@ -611,7 +665,7 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
     S.c_final = cf;
 
     /* exact-size workspace at a varying misalignment: ASan sees any overrun */
-    wsize = fr_workspace_size(&L, &S);
+    wsize = fr_workspace_size(&L, &S, &opt);
     off = (size_t)(g_case % 8) * 3;
     wbuf = (unsigned char *)xmalloc(wsize + off);
     memset(wbuf, 0xA5, wsize + off); /* garbage, not zeros */
@@ -623,7 +677,7 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
              blas == NULL ? "NULL" : blas == &g_blas_test ? "test" : "null-entries");
 
     CHECK(wsize > 0, "%s: workspace size 0", desc);
-    st = fr_layer_forward(&L, &S, wbuf + off, wsize, blas);
+    st = fr_layer_forward(&L, &S, &opt, wbuf + off, wsize);
     CHECK(st == FR_OK, "%s: status %d (%s)", desc, st, fr_strerror(st));
 
     if (st == FR_OK) {
@@ -645,7 +699,7 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
     }
 
     /* the same call with one byte less of workspace must be refused */
-    st = fr_layer_forward(&L, &S, wbuf + off, wsize - 1, blas);
+    st = fr_layer_forward(&L, &S, &opt, wbuf + off, wsize - 1);
     CHECK(st == FR_ERR_WORKSPACE, "%s: short workspace gave %d", desc, st);
 
     free(wbuf);
@@ -722,6 +776,7 @@ static void test_args(void)
     int64_t lens[4] = {2, 0, 1, 2};
     fr_layer L, L0;
     fr_seq S, S0;
+    fr_options O;
     size_t ws;
     unsigned char *work;
     int i;
@@ -757,13 +812,13 @@ static void test_args(void)
     S0.h_final = hf;
     S0.c_final = cf;
 
-    ws = fr_workspace_size(&L0, &S0);
+    ws = fr_workspace_size(&L0, &S0, &g_opt);
     CHECK(ws > 0, "baseline workspace size is 0");
     work = (unsigned char *)xmalloc(ws);
-    CHECK(fr_layer_forward(&L0, &S0, work, ws, NULL) == FR_OK, "baseline call failed");
-    CHECK(fr_layer_forward(&L0, &S0, NULL, ws, NULL) == FR_ERR_WORKSPACE, "NULL work accepted");
-    CHECK(fr_layer_forward(&L0, &S0, work, ws - 1, NULL) == FR_ERR_WORKSPACE, "short work accepted");
-    CHECK(fr_layer_forward(&L0, &S0, work, 0, NULL) == FR_ERR_WORKSPACE, "zero work accepted");
+    CHECK(fr_layer_forward(&L0, &S0, &g_opt, work, ws) == FR_OK, "baseline call failed");
+    CHECK(fr_layer_forward(&L0, &S0, &g_opt, NULL, ws) == FR_ERR_WORKSPACE, "NULL work accepted");
+    CHECK(fr_layer_forward(&L0, &S0, &g_opt, work, ws - 1) == FR_ERR_WORKSPACE, "short work accepted");
+    CHECK(fr_layer_forward(&L0, &S0, &g_opt, work, 0) == FR_ERR_WORKSPACE, "zero work accepted");
     /* masked outputs were zeroed, lengths[1] == 0 -> final state = initial state */
     CHECK(hf[5] == 0.0f && cf[5] == 0.0f, "zero-length row state");
     for (i = 0; i < 5; ++i)
@@ -774,20 +829,49 @@ static void test_args(void)
     do {                                                                                \
         L = L0;                                                                         \
         S = S0;                                                                         \
+        O = g_opt;                                                                      \
         stmt_l;                                                                         \
         stmt_s;                                                                         \
-        CHECK(fr_layer_forward(&L, &S, work, ws, NULL) == FR_ERR_ARG, "%s accepted", what); \
+        CHECK(fr_layer_forward(&L, &S, &O, work, ws) == FR_ERR_ARG, "%s accepted", what); \
     } while (0)
 #define EXPECT_ARG_NOWS(what, stmt_l, stmt_s)                                          \
     do {                                                                                \
         EXPECT_ARG(what, stmt_l, stmt_s);                                               \
-        CHECK(fr_workspace_size(&L, &S) == 0, "%s: workspace size not 0", what);        \
+        CHECK(fr_workspace_size(&L, &S, &O) == 0, "%s: workspace size not 0", what);    \
     } while (0)
 
-    CHECK(fr_layer_forward(NULL, &S0, work, ws, NULL) == FR_ERR_ARG, "NULL layer accepted");
-    CHECK(fr_layer_forward(&L0, NULL, work, ws, NULL) == FR_ERR_ARG, "NULL seq accepted");
-    CHECK(fr_workspace_size(NULL, &S0) == 0 && fr_workspace_size(&L0, NULL) == 0,
+    CHECK(fr_layer_forward(NULL, &S0, &g_opt, work, ws) == FR_ERR_ARG, "NULL layer accepted");
+    CHECK(fr_layer_forward(&L0, NULL, &g_opt, work, ws) == FR_ERR_ARG, "NULL seq accepted");
+    CHECK(fr_layer_forward(&L0, &S0, NULL, work, ws) == FR_ERR_ARG, "NULL options accepted");
+    CHECK(fr_workspace_size(NULL, &S0, &g_opt) == 0 && fr_workspace_size(&L0, NULL, &g_opt) == 0 &&
+              fr_workspace_size(&L0, &S0, NULL) == 0,
           "workspace size of NULL");
+    /* options out of range: never a silent default */
+    EXPECT_ARG_NOWS("isa 4", O.isa = 4, (void)0);
+    EXPECT_ARG_NOWS("isa -1", O.isa = -1, (void)0);
+    EXPECT_ARG_NOWS("xproj 3", O.xproj = 3, (void)0);
+    EXPECT_ARG_NOWS("schedule 3", O.schedule = 3, (void)0);
+    EXPECT_ARG_NOWS("gemm 3", O.gemm = 3, (void)0);
+    EXPECT_ARG_NOWS("BLAS gemm without a table", (O.gemm = FR_GEMM_BLAS, O.blas = NULL), (void)0);
+    EXPECT_ARG_NOWS("0 threads", O.nthreads = 0, (void)0);
+    CHECK(fr_isa_resolve(FR_ISA_AUTO) >= FR_ISA_GENERIC && fr_isa_resolve(FR_ISA_GENERIC) == FR_ISA_GENERIC &&
+              fr_isa_resolve(9) == -FR_ERR_ARG && fr_isa_name(9) == NULL &&
+              strcmp(fr_isa_name(FR_ISA_AVX512), "avx512") == 0,
+          "fr_isa_resolve / fr_isa_name");
+    {   /* an instruction set this CPU or build lacks is refused, never replaced */
+        int isa;
+        for (isa = FR_ISA_GENERIC; isa <= FR_ISA_AVX512; ++isa) {
+            L = L0;
+            S = S0;
+            O = g_opt;
+            O.isa = isa;
+            CHECK(fr_layer_forward(&L, &S, &O, work, ws) == (fr_isa_resolve(isa) == isa ? FR_OK : FR_ERR_ISA),
+                  "isa %s: status", fr_isa_name(isa));
+        }
+    }
+    CHECK(fr_cell_gates(FR_CELL_RNN) == 1 && fr_cell_gates(FR_CELL_LSTM) == 4 && fr_cell_gates(FR_CELL_GRU) == 2 &&
+              fr_cell_gates(7) == 0,
+          "fr_cell_gates");
     EXPECT_ARG_NOWS("cell 3", L.cell = 3, (void)0);
     EXPECT_ARG_NOWS("cell -1", L.cell = -1, (void)0);
     EXPECT_ARG_NOWS("dtype 2", L.dtype = 2, (void)0);
@@ -814,23 +898,12 @@ static void test_args(void)
     EXPECT_ARG_NOWS("batch > INT_MAX", (void)0, (S.batch = PTRDIFF_MAX / 2, S.time = 0));
     EXPECT_ARG_NOWS("time > INT_MAX", (void)0, (S.batch = 0, S.time = PTRDIFF_MAX));
     /* xproj, whose size overflows here, exists in the hoisted mode only */
-    {
-        const char *mode = getenv("FASTRNN_XPROJ");
-        char saved[16] = "";
-        if (mode)
-            snprintf(saved, sizeof saved, "%s", mode);
-        setenv("FASTRNN_XPROJ", "hoisted", 1);
-        EXPECT_ARG_NOWS("size_t overflow of xproj",
-                        (L.dtype = FR_FLOAT64, L.units = INT_MAX / 4, L.proj = L.units),
-                        (S.batch = 1 << 15, S.time = (1 << 16) - 1));
-        EXPECT_ARG_NOWS("workspace > PTRDIFF_MAX", (L.dtype = FR_FLOAT64, L.cell = FR_CELL_GRU, L.cand_kernel = ck,
-                        L.cand_bias = cb, L.units = INT_MAX / 4, L.proj = L.units),
-                        (S.c0 = NULL, S.c_final = NULL, S.batch = 1 << 15, S.time = 1 << 15));
-        if (saved[0])
-            setenv("FASTRNN_XPROJ", saved, 1);
-        else
-            unsetenv("FASTRNN_XPROJ");
-    }
+    EXPECT_ARG_NOWS("size_t overflow of xproj",
+                    (L.dtype = FR_FLOAT64, L.units = INT_MAX / 4, L.proj = L.units, O.xproj = FR_XPROJ_HOISTED),
+                    (S.batch = 1 << 15, S.time = (1 << 16) - 1));
+    EXPECT_ARG_NOWS("workspace > PTRDIFF_MAX", (L.dtype = FR_FLOAT64, L.cell = FR_CELL_GRU, L.cand_kernel = ck,
+                    L.cand_bias = cb, L.units = INT_MAX / 4, L.proj = L.units, O.xproj = FR_XPROJ_HOISTED),
+                    (S.c0 = NULL, S.c_final = NULL, S.batch = 1 << 15, S.time = 1 << 15));
     /* pointer / lengths checks (workspace size itself is fine) */
     EXPECT_ARG("LSTM without c0", (void)0, S.c0 = NULL);
     EXPECT_ARG("LSTM without c_final", (void)0, S.c_final = NULL);
@@ -845,7 +918,7 @@ static void test_args(void)
     lens[2] = 3;
     EXPECT_ARG("length > time", (void)0, (void)0);
     lens[2] = 1;
-    CHECK(fr_layer_forward(&L0, &S0, work, ws, NULL) == FR_OK, "baseline call failed again");
+    CHECK(fr_layer_forward(&L0, &S0, &g_opt, work, ws) == FR_OK, "baseline call failed again");
 
     /* batch == 0 / time == 0 with NULL pointers for the empty arrays */
     L = L0;
@@ -854,19 +927,20 @@ static void test_args(void)
     S.x = S.out = S.h_final = S.c_final = NULL;
     S.h0 = S.c0 = NULL;
     S.lengths = NULL;
-    CHECK(fr_workspace_size(&L, &S) > 0, "batch 0 workspace size");
-    CHECK(fr_layer_forward(&L, &S, work, fr_workspace_size(&L, &S), NULL) == FR_OK,
+    CHECK(fr_workspace_size(&L, &S, &g_opt) > 0, "batch 0 workspace size");
+    CHECK(fr_layer_forward(&L, &S, &g_opt, work, fr_workspace_size(&L, &S, &g_opt)) == FR_OK,
           "batch 0 with NULL arrays");
     S = S0;
     S.time = 0;
     S.x = S.out = NULL;
     S.lengths = NULL;
-    CHECK(fr_layer_forward(&L, &S, work, fr_workspace_size(&L, &S), NULL) == FR_OK,
+    CHECK(fr_layer_forward(&L, &S, &g_opt, work, fr_workspace_size(&L, &S, &g_opt)) == FR_OK,
           "time 0 with NULL x/out");
 
     /* strerror */
     CHECK(strlen(fr_strerror(FR_OK)) > 0 && strlen(fr_strerror(FR_ERR_ARG)) > 0 &&
-              strlen(fr_strerror(FR_ERR_WORKSPACE)) > 0 && strlen(fr_strerror(12345)) > 0 &&
+              strlen(fr_strerror(FR_ERR_WORKSPACE)) > 0 && strlen(fr_strerror(FR_ERR_ISA)) > 0 &&
+              strlen(fr_strerror(12345)) > 0 &&
               strcmp(fr_strerror(FR_ERR_ARG), fr_strerror(FR_ERR_WORKSPACE)) != 0,
           "fr_strerror");
 
@@ -886,6 +960,7 @@ static void test_fp_state(void)
     volatile float tiny = 1.5e-38f, half = 0.5f;
     fr_layer L;
     fr_seq S;
+    fr_options O = g_opt;
     unsigned char work[4096];
     int st;
     memset(&L, 0, sizeof L);
@@ -901,11 +976,11 @@ static void test_fp_state(void)
     S.h0 = h0;
     S.out = out;
     S.h_final = hf;
-    CHECK(fr_workspace_size(&L, &S) <= sizeof work, "fp state: workspace %zu", fr_workspace_size(&L, &S));
-    fr_set_num_threads(1); /* on this thread, whose flags we read (they are per thread) */
+    O.nthreads = 1; /* on this thread, whose flags we read (they are per thread) */
+    O.schedule = FR_SCHED_AUTO;
+    CHECK(fr_workspace_size(&L, &S, &O) <= sizeof work, "fp state: workspace %zu", fr_workspace_size(&L, &S, &O));
     feclearexcept(FE_ALL_EXCEPT);
-    st = fr_layer_forward(&L, &S, work, sizeof work, NULL); /* 1e30 * 1e30: inf */
-    fr_set_num_threads(0);
+    st = fr_layer_forward(&L, &S, &O, work, sizeof work); /* 1e30 * 1e30: inf */
     CHECK(st == FR_OK && isinf(out[0]), "fp state: status %d, out %g", st, (double)out[0]);
 #if defined(__x86_64__)
     CHECK(fetestexcept(FE_OVERFLOW) != 0, "fp state: the kernel's overflow flag was cleared");
@@ -913,12 +988,121 @@ static void test_fp_state(void)
     CHECK(tiny * half != 0.0f, "fp state: the caller's thread flushes denormals after a call");
 }
 
+/* -------------------------------------------- (e) weights packed once by fr_pack_weights */
+
+/* A GRU layer of `units` units over depth 3 with weights from the test's RNG. */
+typedef struct {
+    double kernel[(3 + 9) * 2 * 9], bias[2 * 9], ck[(3 + 9) * 9], cb[9];
+    fr_layer L;
+} gru_t;
+
+static void gru_make(gru_t *g, ptrdiff_t units)
+{
+    size_t i;
+    memset(g, 0, sizeof *g);
+    for (i = 0; i < sizeof g->kernel / sizeof g->kernel[0]; ++i)
+        g->kernel[i] = urand();
+    for (i = 0; i < sizeof g->ck / sizeof g->ck[0]; ++i)
+        g->ck[i] = urand();
+    for (i = 0; i < 9; ++i)
+        g->cb[i] = urand();
+    for (i = 0; i < 18; ++i)
+        g->bias[i] = urand();
+    g->L.cell = FR_CELL_GRU;
+    g->L.dtype = FR_FLOAT64;
+    g->L.activation = FR_ACT_TANH;
+    g->L.depth = 3;
+    g->L.units = g->L.proj = units;
+    g->L.kernel = g->kernel;
+    g->L.bias = g->bias;
+    g->L.cand_kernel = g->ck;
+    g->L.cand_bias = g->cb;
+}
+
+/* Run `L` on fixed inputs; out receives [2 * 4 * units] outputs. */
+static int gru_run(const fr_layer *L, double *out)
+{
+    double x[2 * 4 * 3], h0[2 * 9], hf[2 * 9];
+    fr_seq S;
+    size_t ws;
+    void *work;
+    int i, st;
+    for (i = 0; i < 2 * 4 * 3; ++i)
+        x[i] = 0.1 * (i % 7) - 0.3;
+    for (i = 0; i < 2 * 9; ++i)
+        h0[i] = 0.05 * (i % 5);
+    memset(&S, 0, sizeof S);
+    S.batch = 2;
+    S.time = 4;
+    S.x = x;
+    S.h0 = h0;
+    S.out = out;
+    S.h_final = hf;
+    ws = fr_workspace_size(L, &S, &g_opt);
+    work = xmalloc(ws);
+    st = fr_layer_forward(L, &S, &g_opt, work, ws);
+    free(work);
+    return st;
+}
+
+static void test_packed(void)
+{
+    gru_t a, b;
+    double want[2 * 4 * 9], got[2 * 4 * 9];
+    unsigned char *pa, *pb;
+    size_t na, nb;
+    fr_options other = g_opt;
+    gru_make(&a, 9);
+    gru_make(&b, 5);
+    na = fr_packed_size(&a.L);
+    nb = fr_packed_size(&b.L);
+    CHECK(na > 0 && nb > 0, "packed sizes %zu %zu", na, nb);
+    pa = (unsigned char *)xmalloc(na);
+    pb = (unsigned char *)xmalloc(nb);
+    CHECK(fr_pack_weights(&a.L, &g_opt, pa, na - 1) == FR_ERR_WORKSPACE, "short packing buffer accepted");
+    CHECK(fr_pack_weights(&a.L, &g_opt, pa, na) == FR_OK && fr_pack_weights(&b.L, &g_opt, pb, nb) == FR_OK,
+          "packing failed");
+    CHECK(gru_run(&b.L, want) == FR_OK, "unpacked run");
+    /* b's own packing: used, same bits as packing in the call */
+    b.L.packed = pb;
+    b.L.packed_size = nb;
+    CHECK(gru_run(&b.L, got) == FR_OK && memcmp(got, want, sizeof(double) * 2 * 4 * 5) == 0,
+          "prepacked weights change the result");
+    /* a's packing (another layer): ignored, never read as b's */
+    b.L.packed = pa;
+    b.L.packed_size = na;
+    CHECK(gru_run(&b.L, got) == FR_OK && memcmp(got, want, sizeof(double) * 2 * 4 * 5) == 0,
+          "packed weights of another layer were used");
+    /* b's packing with a corrupted header, or too short: ignored */
+    pb[0] ^= 0xFF;
+    b.L.packed = pb;
+    b.L.packed_size = nb;
+    CHECK(gru_run(&b.L, got) == FR_OK && memcmp(got, want, sizeof(double) * 2 * 4 * 5) == 0,
+          "packed weights with a bad header were used");
+    pb[0] ^= 0xFF;
+    b.L.packed_size = nb - 1;
+    CHECK(gru_run(&b.L, got) == FR_OK && memcmp(got, want, sizeof(double) * 2 * 4 * 5) == 0,
+          "a short packed buffer was used");
+    /* packed for another instruction set: ignored (its panel layout may differ) */
+    other.isa = fr_isa_resolve(g_opt.isa) == FR_ISA_GENERIC ? FR_ISA_AUTO : FR_ISA_GENERIC;
+    if (fr_isa_resolve(other.isa) != fr_isa_resolve(g_opt.isa)) {
+        CHECK(fr_pack_weights(&b.L, &other, pb, nb) == FR_OK, "packing for another ISA");
+        b.L.packed_size = nb;
+        CHECK(gru_run(&b.L, got) == FR_OK && memcmp(got, want, sizeof(double) * 2 * 4 * 5) == 0,
+              "weights packed for another instruction set were used");
+    }
+    free(pa);
+    free(pb);
+}
+
 int main(void)
 {
+    options_from_env();
     test_gemm();
     test_args();
     test_forward();
     test_fp_state();
+    test_packed();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail != 0;
 }

@@ -14,6 +14,7 @@ from ._activations import linear, relu, sigmoid, tanh
 from ._cells import BasicLSTMCell, BasicRNNCell, GRUCell, LSTMCell, MultiRNNCell, RNNCell
 from ._rnn import bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn, static_rnn
 from ._structure import LSTMStateTuple
+from ._compiled import release_memory
 from ._threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell", "MultiRNNCell", "LSTMStateTuple",
     "dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
     "tanh", "sigmoid", "relu", "linear", "nn", "reference", "set_num_threads", "get_num_threads",
+    "release_memory",
 ]
 
 from . import nn, reference  # noqa: E402  (the aliases need the names above)

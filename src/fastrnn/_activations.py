@@ -3,8 +3,9 @@
 A cell's ``activation`` may be ``None`` (tanh, TF's default), a name
 (``"tanh"``, ``"sigmoid"``, ``"relu"``, ``"linear"``), one of the functions here
 (``fastrnn.tanh`` ...), ``np.tanh``, or any callable.  The named ones have a C
-implementation (see ``fr_activation`` in csrc/fastrnn.h); any other callable
-makes the cell run through the generic NumPy loop.
+implementation (``fr_activation`` in csrc/fastrnn.h; :func:`kernel_name` gives the
+name, fastrnn._compiled maps it to the header's code); any other callable makes the
+cell run through the generic NumPy loop.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-__all__ = ["tanh", "sigmoid", "relu", "linear", "get", "kernel_code"]
+__all__ = ["tanh", "sigmoid", "relu", "linear", "get", "kernel_name"]
 
 Activation = Callable[[np.ndarray], np.ndarray]
 
@@ -41,8 +42,8 @@ def linear(x: np.ndarray) -> np.ndarray:
 
 
 _BY_NAME = {"tanh": tanh, "sigmoid": sigmoid, "relu": relu, "linear": linear}
-# Codes of fr_activation in csrc/fastrnn.h.
-_CODES = {tanh: 0, sigmoid: 1, relu: 2, linear: 3, np.tanh: 0}
+# The activations the C kernels implement, by the name of their fr_activation code.
+_KERNEL_NAMES = {tanh: "tanh", sigmoid: "sigmoid", relu: "relu", linear: "linear", np.tanh: "tanh"}
 
 
 def get(activation: Union[None, str, Activation], name: str = "activation") -> Activation:
@@ -61,9 +62,9 @@ def get(activation: Union[None, str, Activation], name: str = "activation") -> A
     raise TypeError(f"{name}: expected None, a name or a callable, got {type(activation).__name__}")
 
 
-def kernel_code(activation: Any) -> Optional[int]:
-    """The C kernel's code for ``activation``, or None if it has none."""
+def kernel_name(activation: Any) -> Optional[str]:
+    """The name of the C kernels' implementation of ``activation``, or None if they have none."""
     try:
-        return _CODES.get(activation)
+        return _KERNEL_NAMES.get(activation)
     except TypeError:  # unhashable callable
         return None

@@ -1,9 +1,14 @@
-"""The public built-in cells: the reference cells with a compiled time step.
+"""The public built-in cells: the shared configuration (fastrnn._cellbase) with a compiled step.
 
-Configuration, weights, initializers and validation are inherited from
-:mod:`fastrnn.reference`; only ``_step`` (one validated time step) changes, to
-run on the C kernels whenever the activation has a kernel implementation (any
-other callable keeps the NumPy step).
+A cell's step runs on the C kernels whenever its activation has a kernel
+implementation.  A cell with any other Python callable as activation runs the NumPy
+step of :mod:`fastrnn.reference` (the one piece of math the product borrows from the
+oracle: the kernels cannot call back into Python).
+
+Subclasses: a subclass that overrides neither ``__call__`` nor ``_step`` still takes
+the compiled path (overriding ``build``, ``zero_state``, properties or adding methods
+is fine); one that overrides either runs through its own ``__call__`` in the generic
+loop of the drivers.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any, Tuple
 
 import numpy as np
 
+from . import _cellbase as _base
 from . import _compiled
 from . import reference as _ref
 
@@ -18,28 +24,38 @@ from . import reference as _ref
 class _CompiledStep:
     def _step(self, x: np.ndarray, state: Any) -> Tuple[np.ndarray, Any]:
         result = _compiled.step(self, x, state)
-        return super()._step(x, state) if result is None else result  # type: ignore[misc]
+        if result is not None:
+            return result
+        if isinstance(self, _base.MultiRNNCellBase):  # a layer without a kernel: one call per layer
+            new_states = []
+            for layer, st in zip(self._cells, self._layer_states(state)):
+                x, st = layer(x, st)
+                new_states.append(st)
+            return x, self._join_layer_states(new_states)
+        return _ref._textbook_step(self, x, state)
 
 
-class BasicRNNCell(_CompiledStep, _ref.BasicRNNCell):
-    __doc__ = _ref.BasicRNNCell.__doc__
+class BasicRNNCell(_CompiledStep, _base.BasicRNNCellBase):
+    __doc__ = _base.BasicRNNCellBase.__doc__
 
 
-class BasicLSTMCell(_CompiledStep, _ref.BasicLSTMCell):
-    __doc__ = _ref.BasicLSTMCell.__doc__
+class GRUCell(_CompiledStep, _base.GRUCellBase):
+    __doc__ = _base.GRUCellBase.__doc__
 
 
-class LSTMCell(_CompiledStep, _ref.LSTMCell):
-    __doc__ = _ref.LSTMCell.__doc__
+class BasicLSTMCell(_CompiledStep, _base.BasicLSTMCellBase):
+    __doc__ = _base.BasicLSTMCellBase.__doc__
 
 
-class GRUCell(_CompiledStep, _ref.GRUCell):
-    __doc__ = _ref.GRUCell.__doc__
+class LSTMCell(_CompiledStep, _base.FullLSTMCellBase):
+    __doc__ = _base.FullLSTMCellBase.__doc__
 
 
-for _cls in (BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell):
+class MultiRNNCell(_CompiledStep, _base.MultiRNNCellBase):
+    __doc__ = _base.MultiRNNCellBase.__doc__
+
+
+RNNCell = _base.RNNCell
+
+for _cls in (BasicRNNCell, GRUCell, BasicLSTMCell, LSTMCell, MultiRNNCell):
     _cls.__module__ = "fastrnn"
-    _compiled.register(_cls, _cls.__mro__[2])
-
-MultiRNNCell = _ref.MultiRNNCell
-RNNCell = _ref.RNNCell

@@ -1,21 +1,23 @@
 """The compiled path: built-in cells -> C kernel layers (csrc/ via _kernels).
 
-``layer_specs(cell)`` says whether a cell can run on the kernels (an exact
-built-in cell type with a named activation, or a MultiRNNCell of those) and
-describes each layer for ``_kernels.layer_forward``; anything else returns None
-and takes the generic NumPy loop.  ``run_sequence`` runs the layers one after
-the other over the whole sequence (one kernel call per layer) with the state
-unpacked to the kernels' ``(h, c)`` arrays and packed back into the cell's own
-structure.
+:func:`layers` says whether a cell runs on the kernels -- a built-in layer cell (of
+``fastrnn`` or ``fastrnn.reference``, or a subclass that keeps the built-in step) with
+a named activation, or a ``MultiRNNCell`` of those -- and gives each layer's typed
+description (``_kernels.Layer``, cached on the cell until its weights change, with
+its weights packed once per instruction set).  Anything else returns None and takes
+the generic NumPy loop.  :func:`run_sequence` runs the layers one after the other
+over the whole sequence (one kernel call per layer) with the state unpacked to the
+kernels' ``(h, c)`` arrays and packed back into the cell's own structure.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from . import reference as _ref
-from ._activations import kernel_code
+from . import _cellbase as _base
+from . import _options, _threads
+from ._activations import kernel_name
 from ._validate import Run, c_array
 
 try:
@@ -25,89 +27,135 @@ except ImportError as e:  # pragma: no cover - only without a build
     _IMPORT_ERROR: Optional[ImportError] = e
 else:
     _IMPORT_ERROR = None
+    _isa = _options.default().isa
+    if _isa != "auto" and _isa not in _kernels.available_isas():
+        raise ValueError(f"{_options.ENVIRONMENT['isa']}={_isa!r}: this CPU (or this build) cannot run it; "
+                         f"available: {', '.join(_kernels.available_isas())}")
 
-RNN, LSTM, GRU = 0, 1, 2
-_KIND = {_ref.BasicRNNCell: RNN, _ref.BasicLSTMCell: LSTM, _ref.LSTMCell: LSTM, _ref.GRUCell: GRU}
-
-
-def register(cls: type, base: type) -> None:
-    """Let the public subclass ``cls`` of reference cell ``base`` take the compiled path."""
-    _KIND[cls] = _KIND[base]
-
-
-def _layer_spec(cell: Any) -> Optional[Dict[str, Any]]:
-    """The kernel spec of a built-in layer cell, with its weights packed once for the
-    current instruction set; cached on the cell until its weights change (or the
-    instruction set does, through FASTRNN_ISA)."""
-    kind = _KIND.get(type(cell))
-    act = kernel_code(getattr(cell, "_activation", None))
-    if kind is None or act is None or not cell.built:
-        return None
-    k = _require_kernels()
-    key = (cell._version, k.isa())
-    cached = cell.__dict__.get("_kernel_spec")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    w = cell._weights
-    spec = {"cell": kind, "dtype": 0 if cell.dtype == np.float32 else 1, "activation": act,
-            "depth": cell.input_depth, "units": cell.num_units, "proj": cell.output_size}
-    if kind == GRU:
-        spec.update(kernel=w["gates/kernel"], bias=w["gates/bias"], cand_kernel=w["candidate/kernel"],
-                    cand_bias=w["candidate/bias"], cand_recurrent_bias=w.get("candidate/recurrent_bias"))
-    else:
-        spec.update(kernel=w["kernel"], bias=w["bias"])
-    if kind == LSTM:
-        spec.update(forget_bias=cell._forget_bias, cell_clip=cell._cell_clip, proj_clip=cell._proj_clip,
-                    w_i_diag=w.get("w_i_diag"), w_f_diag=w.get("w_f_diag"), w_o_diag=w.get("w_o_diag"),
-                    proj_kernel=w.get("projection/kernel"))
-    spec["packed"] = k.pack_weights(spec)
-    cell._kernel_spec = (key, spec)
-    return spec
+# the modules whose cells' steps are the package's own (the dispatch's test, see _cellbase)
+BUILTIN_MODULES = ("fastrnn._cells", "fastrnn.reference")
 
 
-def layer_specs(cell: Any) -> Optional[List[Tuple[Any, Dict[str, Any]]]]:
-    """``[(layer_cell, spec), ...]`` if ``cell`` (built) runs on the kernels, else None."""
-    layers = cell._cells if type(cell) is _ref.MultiRNNCell else [cell]
-    out = []
-    for layer in layers:
-        spec = _layer_spec(layer)
-        if spec is None:
-            return None
-        out.append((layer, spec))
-    return out
-
-
-def _require_kernels() -> Any:
+def require_kernels() -> Any:
     if _kernels is None:
         raise ImportError(f"fastrnn's compiled extension is not available: {_IMPORT_ERROR}")
     return _kernels
+
+
+_options_cache: Tuple[Any, int, Any] = (None, 0, None)
+
+
+def kernel_options() -> Any:
+    """The ``_kernels.Options`` calls run with now (the current options, the thread count)."""
+    global _options_cache
+    current, threads = _options.current(), _threads.get_num_threads()
+    cached_for, cached_threads, opts = _options_cache
+    if cached_for is not current or cached_threads != threads:
+        k = require_kernels()
+        opts = k.Options(isa=current.isa, xproj=current.xproj, schedule=current.schedule, gemm=current.gemm,
+                         nthreads=threads)
+        _options_cache = (current, threads, opts)
+    return opts
+
+
+def _layer(cell: Any, any_step: bool = False) -> Any:
+    """The kernels' description of a built, built-in layer cell, or None if it has none.
+    ``any_step``: also for a subclass that overrides the step (asked from the built-in
+    step itself, e.g. through ``super()._step``)."""
+    if not isinstance(cell, _base.LayerCell):
+        return None
+    if not any_step and not _base.is_builtin_step(cell, BUILTIN_MODULES):
+        return None
+    act = kernel_name(cell.activation)
+    weights = cell._weights
+    if act is None or weights is None:
+        return None
+    cached = cell._cache
+    if cached is not None and cached[0] is weights:
+        return cached[1]
+    k = require_kernels()
+    kind = {"rnn": k.CELL_RNN, "lstm": k.CELL_LSTM, "gru": k.CELL_GRU}[cell.kind]
+    lstm = cell if isinstance(cell, _base.LSTMCellBase) else None
+    gru = cell.kind == "gru"
+    layer = k.Layer(
+        cell=kind,
+        dtype=k.FLOAT32 if cell.dtype == np.float32 else k.FLOAT64,
+        activation=k.ACTIVATIONS[act],
+        depth=cell.input_depth,
+        units=cell.num_units,
+        proj=cell.output_size,
+        kernel=weights["gates/kernel" if gru else "kernel"],
+        bias=weights["gates/bias" if gru else "bias"],
+        cand_kernel=weights["candidate/kernel"] if gru else None,
+        cand_bias=weights["candidate/bias"] if gru else None,
+        cand_recurrent_bias=weights.get("candidate/recurrent_bias"),
+        w_i_diag=weights.get("w_i_diag"),
+        w_f_diag=weights.get("w_f_diag"),
+        w_o_diag=weights.get("w_o_diag"),
+        proj_kernel=weights.get("projection/kernel"),
+        forget_bias=lstm.forget_bias if lstm else None,
+        cell_clip=lstm.cell_clip if lstm else None,
+        proj_clip=lstm.proj_clip if lstm else None,
+    )
+    cell._cache = (weights, layer)
+    return layer
+
+
+def layers(cell: Any, any_step: bool = False) -> Optional[List[Tuple[Any, Any]]]:
+    """``[(layer_cell, Layer), ...]`` if ``cell`` (built) runs on the kernels, else None.
+    ``any_step``: the cell itself may override the step (see :func:`_layer`)."""
+    if isinstance(cell, _base.MultiRNNCellBase):
+        if not any_step and not _base.is_builtin_step(cell, BUILTIN_MODULES):
+            return None
+        cells, any_step = cell._cells, False
+    else:
+        cells = [cell]
+    out = []
+    for c in cells:
+        layer = _layer(c, any_step)
+        if layer is None:
+            return None
+        out.append((c, layer))
+    return out
+
+
+def release_memory() -> None:
+    """Free the memory fastrnn keeps between calls: every idle kernel workspace.
+
+    Calls keep a few workspaces (at most 64 MiB each) for the next calls, so that those
+    do not fault in fresh pages; this frees all that no call is using now.  Weights
+    packed for the kernels stay with their cells (they go with the cell).
+    """
+    if _kernels is not None:
+        _kernels.release_memory()
 
 
 def _contiguous(a: Optional[np.ndarray], dtype: np.dtype) -> Optional[np.ndarray]:
     return None if a is None else c_array(a, dtype)
 
 
-def run_sequence(cell: Any, layers: List[Tuple[Any, Dict[str, Any]]], run: Run,
+def run_sequence(cell: Any, cell_layers: List[Tuple[Any, Any]], run: Run,
                  reverse: bool = False) -> Tuple[np.ndarray, Any]:
-    """Run ``layers`` (from :func:`layer_specs`) over ``run``; returns ``(outputs, final_state)``."""
-    k = _require_kernels()
-    multi = type(cell) is _ref.MultiRNNCell
+    """Run ``cell_layers`` (from :func:`layers`) over ``run``; returns ``(outputs, final_state)``."""
+    k = require_kernels()
+    opts = kernel_options()
+    multi = isinstance(cell, _base.MultiRNNCellBase)
     states = cell._layer_states(run.state) if multi else [run.state]
     x, finals = run.x, []
-    for (layer_cell, spec), state in zip(layers, states):
+    for (layer_cell, layer), state in zip(cell_layers, states):
         h0, c0 = layer_cell._split_state(state)
-        x, h, c = k.layer_forward(spec, x, run.lengths, _contiguous(h0, run.dtype), _contiguous(c0, run.dtype),
-                                  run.time_major, reverse, run.batch, run.time)
+        x, h, c = k.layer_forward(layer, opts, x, run.lengths, _contiguous(h0, run.dtype),
+                                  _contiguous(c0, run.dtype), run.time_major, reverse, run.batch, run.time)
         finals.append(layer_cell._join_state(h, c))
     return x, (cell._join_layer_states(finals) if multi else finals[0])
 
 
 def step(cell: Any, x: np.ndarray, state: Any) -> Optional[Tuple[np.ndarray, Any]]:
-    """One time step of a built-in layer cell on the kernels (a 1-step sequence), or None
-    when the cell cannot run on them (its activation has no kernel)."""
-    layers = layer_specs(cell)
-    if layers is None:
+    """The built-in step of ``cell`` on the kernels (a 1-step sequence), or None when the cell
+    cannot run on them (an activation without a kernel)."""
+    cell_layers = layers(cell, any_step=True)
+    if cell_layers is None:
         return None
     run = Run(x[None], None, state, x.dtype, True, x.shape[0], 1)
-    out, new_state = run_sequence(cell, layers, run)
+    out, new_state = run_sequence(cell, cell_layers, run)
     return out[0], new_state

@@ -5,27 +5,40 @@ A runner is ``runner(cell, run, reverse) -> (outputs, final_state)``: it runs
 major order, zero past each row's length, state copied through), reading each
 row backwards within its own length when ``reverse`` is true and writing the
 outputs back at the original positions.  ``fastrnn.reference`` binds the
-drivers to the generic NumPy loop; ``fastrnn`` binds them to a runner that
-takes the compiled kernels for built-in cells.  Everything else -- argument
-order, validation, reversal, concatenation, list outputs -- is shared here so
-the two can never disagree.
+drivers to its generic NumPy loop; ``fastrnn`` binds them to a runner that takes
+the compiled kernels for built-in cells.  Everything else -- argument order,
+validation, reversal, concatenation, list outputs -- is shared here so the two
+can never disagree.  Each module exports the bound methods of its own
+:class:`Drivers` (``fastrnn.dynamic_rnn`` is ``Drivers(...).dynamic_rnn``), which
+keep these signatures and docstrings for ``help()`` and type checkers.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validate as _v
 
 Runner = Callable[[Any, _v.Run, bool], Tuple[np.ndarray, Any]]
 
 
-def make_drivers(runner: Runner, module: str):
-    """Return ``(dynamic_rnn, static_rnn, bidirectional_dynamic_rnn, static_bidirectional_rnn)``."""
+class Drivers:
+    """``dynamic_rnn``, ``static_rnn``, ``bidirectional_dynamic_rnn`` and
+    ``static_bidirectional_rnn`` over one runner (see the module docstring)."""
 
-    def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=None,
-                    parallel_iterations=None, swap_memory=False, time_major=False, scope=None):
+    def __init__(self, runner: Runner, module: str) -> None:
+        self._runner = runner
+        self._module = module
+
+    def __repr__(self) -> str:
+        return f"<TF1 drivers of {self._module}>"
+
+    def dynamic_rnn(self, cell: Any, inputs: ArrayLike, sequence_length: Optional[ArrayLike] = None,
+                    initial_state: Any = None, dtype: Optional[DTypeLike] = None, parallel_iterations: Optional[int] = None,
+                    swap_memory: bool = False, time_major: bool = False,
+                    scope: Any = None) -> Tuple[np.ndarray, Any]:
         """Run ``cell`` over a whole batch of sequences (``tf.nn.dynamic_rnn``).
 
         Parameters
@@ -56,9 +69,11 @@ def make_drivers(runner: Runner, module: str):
             The final state, in the structure of ``cell.state_size``.
         """
         run = _v.prepare(cell, inputs, sequence_length, initial_state, dtype, time_major)
-        return runner(cell, run, False)
+        return self._runner(cell, run, False)
 
-    def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=None, scope=None):
+    def static_rnn(self, cell: Any, inputs: Sequence[ArrayLike], initial_state: Any = None,
+                   dtype: Optional[DTypeLike] = None, sequence_length: Optional[ArrayLike] = None,
+                   scope: Any = None) -> Tuple[List[np.ndarray], Any]:
         """Run ``cell`` over a list of per-step inputs (``tf.nn.static_rnn``).
 
         Parameters
@@ -80,24 +95,29 @@ def make_drivers(runner: Runner, module: str):
         """
         x = _v.static_inputs(inputs)
         run = _v.prepare(cell, x, sequence_length, initial_state, dtype, True)
-        out, state = runner(cell, run, False)
+        out, state = self._runner(cell, run, False)
         return list(out), state
 
-    def _both(cell_fw, cell_bw, x, sequence_length, init_fw, init_bw, dtype, time_major):
+    def _both(self, cell_fw: Any, cell_bw: Any, x: Any, sequence_length: Any, init_fw: Any, init_bw: Any,
+              dtype: Any, time_major: bool) -> Tuple[Tuple[np.ndarray, Any], Tuple[np.ndarray, Any]]:
         run_fw = _v.prepare(cell_fw, x, sequence_length, init_fw, dtype, time_major,
                             state_name="initial_state_fw")
         run_bw = _v.prepare(cell_bw, x, sequence_length, init_bw, dtype, time_major,
                             state_name="initial_state_bw")
-        return runner(cell_fw, run_fw, False), runner(cell_bw, run_bw, True)
+        return self._runner(cell_fw, run_fw, False), self._runner(cell_bw, run_bw, True)
 
-    def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs, sequence_length=None, initial_state_fw=None,
-                                  initial_state_bw=None, dtype=None, parallel_iterations=None,
-                                  swap_memory=False, time_major=False, scope=None):
+    def bidirectional_dynamic_rnn(self, cell_fw: Any, cell_bw: Any, inputs: ArrayLike,
+                                  sequence_length: Optional[ArrayLike] = None, initial_state_fw: Any = None,
+                                  initial_state_bw: Any = None, dtype: Optional[DTypeLike] = None,
+                                  parallel_iterations: Optional[int] = None, swap_memory: bool = False,
+                                  time_major: bool = False, scope: Any = None
+                                  ) -> Tuple[Tuple[np.ndarray, np.ndarray], Tuple[Any, Any]]:
         """Forward and backward RNN over the same inputs (``tf.nn.bidirectional_dynamic_rnn``).
 
         The backward cell reads each row reversed *within its own length* (TF's
         ``reverse_sequence``) and its outputs are reversed back, so
-        ``output_bw[b, t]`` lines up with ``t``.
+        ``output_bw[b, t]`` lines up with ``t``.  Arguments as in :func:`dynamic_rnn`,
+        one cell and one initial state per direction.
 
         Returns
         -------
@@ -107,12 +127,14 @@ def make_drivers(runner: Runner, module: str):
             The final states of the two directions.
         """
         x = _v.float_array(inputs, "inputs")
-        (out_fw, st_fw), (out_bw, st_bw) = _both(cell_fw, cell_bw, x, sequence_length,
-                                                 initial_state_fw, initial_state_bw, dtype, time_major)
+        (out_fw, st_fw), (out_bw, st_bw) = self._both(cell_fw, cell_bw, x, sequence_length,
+                                                      initial_state_fw, initial_state_bw, dtype, time_major)
         return (out_fw, out_bw), (st_fw, st_bw)
 
-    def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None, initial_state_bw=None,
-                                 dtype=None, sequence_length=None, scope=None):
+    def static_bidirectional_rnn(self, cell_fw: Any, cell_bw: Any, inputs: Sequence[ArrayLike],
+                                 initial_state_fw: Any = None, initial_state_bw: Any = None,
+                                 dtype: Optional[DTypeLike] = None, sequence_length: Optional[ArrayLike] = None,
+                                 scope: Any = None) -> Tuple[List[np.ndarray], Any, Any]:
         """Bidirectional RNN over a list of per-step inputs (``tf.nn.static_bidirectional_rnn``).
 
         Returns
@@ -123,12 +145,6 @@ def make_drivers(runner: Runner, module: str):
             The final states of the two directions.
         """
         x = _v.static_inputs(inputs)
-        (out_fw, st_fw), (out_bw, st_bw) = _both(cell_fw, cell_bw, x, sequence_length,
-                                                 initial_state_fw, initial_state_bw, dtype, True)
+        (out_fw, st_fw), (out_bw, st_bw) = self._both(cell_fw, cell_bw, x, sequence_length,
+                                                      initial_state_fw, initial_state_bw, dtype, True)
         return list(np.concatenate([out_fw, out_bw], axis=-1)), st_fw, st_bw
-
-    drivers = (dynamic_rnn, static_rnn, bidirectional_dynamic_rnn, static_bidirectional_rnn)
-    for fn in drivers:
-        fn.__module__ = module
-        fn.__qualname__ = fn.__name__
-    return drivers

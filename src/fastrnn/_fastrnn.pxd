@@ -9,10 +9,33 @@ cdef extern from "fastrnn.h" nogil:
         FR_CELL_RNN
         FR_CELL_LSTM
         FR_CELL_GRU
+    ctypedef enum fr_activation:
+        FR_ACT_TANH
+        FR_ACT_SIGMOID
+        FR_ACT_RELU
+        FR_ACT_LINEAR
     ctypedef enum fr_status:
         FR_OK
         FR_ERR_ARG
         FR_ERR_WORKSPACE
+        FR_ERR_ISA
+    ctypedef enum fr_isa:
+        FR_ISA_AUTO
+        FR_ISA_GENERIC
+        FR_ISA_AVX2
+        FR_ISA_AVX512
+    ctypedef enum fr_xproj:
+        FR_XPROJ_AUTO
+        FR_XPROJ_HOISTED
+        FR_XPROJ_FUSED
+    ctypedef enum fr_schedule:
+        FR_SCHED_AUTO
+        FR_SCHED_COLUMNS
+        FR_SCHED_ROWS
+    ctypedef enum fr_gemm:
+        FR_GEMM_PACKED
+        FR_GEMM_BLAS
+        FR_GEMM_PORTABLE
 
     ctypedef void (*fr_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
                                  float *alpha, float *a, int *lda, float *b, int *ldb,
@@ -21,14 +44,17 @@ cdef extern from "fastrnn.h" nogil:
                                  double *alpha, double *a, int *lda, double *b, int *ldb,
                                  double *beta, double *c, int *ldc) noexcept nogil
 
-    ctypedef enum fr_products:
-        FR_PRODUCTS_PACKED
-        FR_PRODUCTS_TABLE
-
     ctypedef struct fr_blas:
         fr_sgemm_fn sgemm
         fr_dgemm_fn dgemm
-        int products
+
+    ctypedef struct fr_options:
+        int isa
+        int xproj
+        int schedule
+        int gemm
+        int nthreads
+        const fr_blas *blas
 
     ctypedef struct fr_layer:
         int cell
@@ -67,13 +93,15 @@ cdef extern from "fastrnn.h" nogil:
         void *h_final
         void *c_final
 
-    size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq) noexcept
-    int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, void *work, size_t work_size,
-                         const fr_blas *blas) noexcept
+    void fr_options_default(fr_options *options) noexcept
+    int fr_cell_gates(int cell) noexcept
+    size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq, const fr_options *options) noexcept
+    int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options *options,
+                         void *work, size_t work_size) noexcept
     size_t fr_packed_size(const fr_layer *layer) noexcept
-    int fr_pack_weights(const fr_layer *layer, void *packed, size_t size) noexcept
+    int fr_pack_weights(const fr_layer *layer, const fr_options *options, void *packed, size_t size) noexcept
     const char *fr_strerror(int status) noexcept
-    const char *fr_isa_name() noexcept
-    void fr_set_num_threads(int n) noexcept
-    int fr_get_num_threads() noexcept
-    int fr_apply_activation(int activation, int dtype, void *x, Py_ssize_t n) noexcept
+    int fr_isa_resolve(int isa) noexcept
+    const char *fr_isa_name(int isa) noexcept
+    int fr_online_cpus() noexcept
+    int fr_apply_activation(int isa, int activation, int dtype, void *x, Py_ssize_t n) noexcept

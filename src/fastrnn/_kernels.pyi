@@ -1,18 +1,53 @@
 """Type stub of the private compiled module fastrnn._kernels (src/fastrnn/_kernels.pyx)."""
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+FLOAT32: int
+FLOAT64: int
+CELL_RNN: int
+CELL_LSTM: int
+CELL_GRU: int
+ACTIVATIONS: Dict[str, int]
+ISAS: Dict[str, int]
+XPROJ: Dict[str, int]
+SCHEDULES: Dict[str, int]
+GEMMS: Dict[str, int]
 WORKSPACE_CACHE_BYTES: int
+MAX_IDLE_WORKSPACES: int
 
-def set_gemm(which: str) -> None: ...
-def get_gemm() -> str: ...
-def set_num_threads(n: int) -> None: ...
-def get_num_threads() -> int: ...
-def isa() -> str: ...
-def apply_activation(activation: int, x: np.ndarray) -> None: ...
-def release_workspace() -> None: ...
-def pack_weights(layer: Dict[str, Any]) -> np.ndarray: ...
-def layer_forward(layer: Dict[str, Any], x: np.ndarray, lengths: Optional[np.ndarray], h0: np.ndarray,
+def cell_gates(cell: int) -> int: ...
+def online_cpus() -> int: ...
+def resolve_isa(isa: str) -> str: ...
+def available_isas() -> List[str]: ...
+
+class Options:
+    isa: str
+    xproj: str
+    schedule: str
+    gemm: str
+    nthreads: int
+    resolved_isa: int
+    def __init__(self, *, isa: str, xproj: str, schedule: str, gemm: str, nthreads: int) -> None: ...
+
+class Layer:
+    cell: int
+    dtype: int
+    units: int
+    proj: int
+    depth: int
+    arrays: Tuple[Optional[np.ndarray], ...]
+    def __init__(self, *, cell: int, dtype: int, activation: int, depth: int, units: int, proj: int,
+                 kernel: np.ndarray, bias: np.ndarray, cand_kernel: Optional[np.ndarray],
+                 cand_bias: Optional[np.ndarray], cand_recurrent_bias: Optional[np.ndarray],
+                 w_i_diag: Optional[np.ndarray], w_f_diag: Optional[np.ndarray], w_o_diag: Optional[np.ndarray],
+                 proj_kernel: Optional[np.ndarray], forget_bias: Optional[float], cell_clip: Optional[float],
+                 proj_clip: Optional[float]) -> None: ...
+    def packed_for(self, options: Options) -> np.ndarray: ...
+
+def release_memory() -> None: ...
+def idle_workspace_bytes() -> int: ...
+def apply_activation(isa: str, activation: int, x: np.ndarray) -> None: ...
+def layer_forward(layer: Layer, options: Options, x: np.ndarray, lengths: Optional[np.ndarray], h0: np.ndarray,
                   c0: Optional[np.ndarray], time_major: bool, reverse: bool, batch: int,
                   time: int) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]: ...

@@ -1,107 +1,167 @@
 # cython: language_level=3
 """fastrnn._kernels -- the thin Cython layer over csrc/ (private).
 
+The boundary is typed: a layer crosses into C as a :class:`Layer` (every field of
+``fr_layer`` a required keyword argument, named once, so a missing or misspelled
+field is a ``TypeError``, never a default), and how a call runs as an
+:class:`Options` (``fr_options``: instruction set, input projection, schedule, GEMM,
+threads).  Enum values come from csrc/fastrnn.h through _fastrnn.pxd, never copied
+by hand.
+
 It validates nothing the Python layer already checked (fastrnn._validate does
 that, with the messages users see).  What it does check is what memory safety
 depends on: every array is acquired through the buffer protocol as C-contiguous
-with the expected item type and exact element count, outputs as writable.  It
-allocates the outputs and the kernel's workspace, releases the GIL around the
-kernel call, and maps status codes to exceptions in one place (_check).
+with the expected item type and exact element count, outputs as writable; a
+Layer holds its weights' buffers for its whole life.  It allocates the outputs,
+takes a workspace from a small pool, releases the GIL around the kernel call, and
+maps status codes to exceptions in one place (_check).
 
-float32 and float64 share one body: arrays cross into C as void* with the
-layer's dtype code, and csrc/ instantiates its kernels for both types from one
-template.  BLAS comes from SciPy's scipy.linalg.cython_blas, taken from the
-module's exported C capsules at import (no SciPy headers needed to build).
+float32 and float64 share one body: arrays cross into C as void* with the layer's
+dtype code, and csrc/ instantiates its kernels for both types from one template.
+SciPy's BLAS (a cross-check path only, ``gemm="blas"``) is loaded on first use.
 """
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdint cimport int64_t
-from libc.string cimport memset
 
 cimport _fastrnn as c
 
-import threading
-
 import numpy as np
 
-cdef c.fr_blas _packed_blas     # products: fastrnn's packed SIMD GEMM (the default)
-cdef c.fr_blas _scipy_blas      # products: SciPy's BLAS
-cdef c.fr_blas _portable_blas   # products: csrc's portable C GEMM (NULL entries)
-_packed_blas.products = c.FR_PRODUCTS_PACKED
-_scipy_blas.products = c.FR_PRODUCTS_TABLE
-_portable_blas.products = c.FR_PRODUCTS_TABLE
-cdef c.fr_blas *_blas = &_packed_blas
+# ---- enum values of csrc/fastrnn.h ----------------------------------------------------
+FLOAT32, FLOAT64 = c.FR_FLOAT32, c.FR_FLOAT64
+CELL_RNN, CELL_LSTM, CELL_GRU = c.FR_CELL_RNN, c.FR_CELL_LSTM, c.FR_CELL_GRU
+ACTIVATIONS = {"tanh": c.FR_ACT_TANH, "sigmoid": c.FR_ACT_SIGMOID, "relu": c.FR_ACT_RELU,
+               "linear": c.FR_ACT_LINEAR}
+ISAS = {"auto": c.FR_ISA_AUTO, "generic": c.FR_ISA_GENERIC, "avx2": c.FR_ISA_AVX2, "avx512": c.FR_ISA_AVX512}
+XPROJ = {"auto": c.FR_XPROJ_AUTO, "hoisted": c.FR_XPROJ_HOISTED, "fused": c.FR_XPROJ_FUSED}
+SCHEDULES = {"auto": c.FR_SCHED_AUTO, "columns": c.FR_SCHED_COLUMNS, "rows": c.FR_SCHED_ROWS}
+GEMMS = {"packed": c.FR_GEMM_PACKED, "blas": c.FR_GEMM_BLAS, "portable": c.FR_GEMM_PORTABLE}
 
 cdef enum:
-    MAX_BUFFERS = 24
+    MAX_BUFFERS = 12
+
+
+def cell_gates(int cell):
+    """Gate blocks of a layer's kernel (``fr_cell_gates``): RNN 1, LSTM 4, GRU 2."""
+    cdef int g = c.fr_cell_gates(cell)
+    if g == 0:
+        raise ValueError(f"cell: unknown cell kind {cell}")
+    return g
+
+
+def online_cpus():
+    """The CPUs online (``fr_online_cpus``)."""
+    return c.fr_online_cpus()
+
+
+def resolve_isa(str isa):
+    """The instruction set a request runs with here (``"auto"``: the best available);
+    ``ValueError`` when the CPU or the build lacks the one requested."""
+    cdef int r = c.fr_isa_resolve(_choice(ISAS, isa, "isa"))
+    if r < 0:
+        raise ValueError(f"isa: {isa!r} is not available on this CPU or in this build "
+                         f"(available: {', '.join(available_isas())})")
+    return c.fr_isa_name(r).decode()
+
+
+def available_isas():
+    """The instruction sets this CPU and build run, worst to best."""
+    return [name for name, code in ISAS.items() if code != c.FR_ISA_AUTO and c.fr_isa_resolve(code) == code]
+
+
+cdef int _choice(dict table, str value, str name) except -1:
+    try:
+        return table[value]
+    except KeyError:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, table))}, got {value!r}") from None
+
+
+# ---- SciPy's BLAS, for gemm="blas" (loaded on first use) ----------------------------
+cdef c.fr_blas _scipy_blas
+cdef bint _scipy_loaded = False
 
 
 cdef void *_capsule_pointer(object capsule) except NULL:
     return PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))
 
 
-def _load_scipy_blas():
-    from scipy.linalg import cython_blas
+cdef int _load_scipy_blas() except -1:
+    global _scipy_loaded
+    if _scipy_loaded:
+        return 0
+    try:
+        from scipy.linalg import cython_blas
+    except ImportError as e:
+        raise ImportError("gemm='blas' needs SciPy (pip install scipy); it is only a cross-check path") from e
     capi = cython_blas.__pyx_capi__
     _scipy_blas.sgemm = <c.fr_sgemm_fn>_capsule_pointer(capi["sgemm"])
     _scipy_blas.dgemm = <c.fr_dgemm_fn>_capsule_pointer(capi["dgemm"])
-    _packed_blas.sgemm, _packed_blas.dgemm = _scipy_blas.sgemm, _scipy_blas.dgemm
+    _scipy_loaded = True
+    return 0
 
 
-_load_scipy_blas()
+cdef class Options:
+    """How a call runs (``fr_options``); every field required.
 
-
-def set_gemm(str which):
-    """Select the GEMM behind the kernels' products: ``"packed"`` (fastrnn's packed SIMD GEMM,
-    the default), ``"blas"`` (SciPy's BLAS) or ``"portable"`` (csrc's plain C GEMM).
-    Process-wide; meant for tests and benchmarks."""
-    global _blas
-    if which == "packed":
-        _blas = &_packed_blas
-    elif which == "blas":
-        _blas = &_scipy_blas
-    elif which == "portable":
-        _blas = &_portable_blas
-    else:
-        raise ValueError(f"which: expected 'packed', 'blas' or 'portable', got {which!r}")
-
-
-def get_gemm():
-    """The GEMM selected by :func:`set_gemm`."""
-    if _blas == &_packed_blas:
-        return "packed"
-    return "portable" if _blas == &_portable_blas else "blas"
-
-
-def set_num_threads(int n):
-    """Threads a kernel call may use (n >= 1), or 0 for the default (FASTRNN_NUM_THREADS, else all CPUs)."""
-    if n < 0:
-        raise ValueError(f"n: expected a non-negative integer, got {n}")
-    c.fr_set_num_threads(n)
-
-
-def get_num_threads():
-    """Threads a kernel call may use."""
-    return c.fr_get_num_threads()
-
-
-def isa():
-    """The instruction set the kernels run with now ("avx512", "avx2" or "generic").
-
-    The best the CPU supports, unless the environment variable FASTRNN_ISA names one.
+    ``isa``: ``"auto"``, ``"generic"``, ``"avx2"``, ``"avx512"`` (refused when unavailable);
+    ``xproj``: ``"auto"``, ``"hoisted"``, ``"fused"``; ``schedule``: ``"auto"``,
+    ``"columns"``, ``"rows"``; ``gemm``: ``"packed"``, ``"blas"`` (SciPy's), ``"portable"``;
+    ``nthreads``: threads a call may use (>= 1).
     """
-    return c.fr_isa_name().decode()
+    cdef c.fr_options opts
+    cdef readonly str isa, xproj, schedule, gemm
+    cdef readonly int nthreads
+    cdef readonly int resolved_isa
+
+    def __init__(self, *, str isa, str xproj, str schedule, str gemm, int nthreads):
+        if nthreads < 1:
+            raise ValueError(f"nthreads: expected a positive integer, got {nthreads}")
+        resolve_isa(isa)
+        c.fr_options_default(&self.opts)
+        self.opts.isa = _choice(ISAS, isa, "isa")
+        self.opts.xproj = _choice(XPROJ, xproj, "xproj")
+        self.opts.schedule = _choice(SCHEDULES, schedule, "schedule")
+        self.opts.gemm = _choice(GEMMS, gemm, "gemm")
+        self.opts.nthreads = nthreads
+        if self.opts.gemm == c.FR_GEMM_BLAS:
+            _load_scipy_blas()
+            self.opts.blas = &_scipy_blas
+        self.isa, self.xproj, self.schedule, self.gemm, self.nthreads = isa, xproj, schedule, gemm, nthreads
+        self.resolved_isa = c.fr_isa_resolve(self.opts.isa)
+
+    def __repr__(self):
+        return (f"Options(isa={self.isa!r}, xproj={self.xproj!r}, schedule={self.schedule!r}, "
+                f"gemm={self.gemm!r}, nthreads={self.nthreads})")
 
 
-def apply_activation(int activation, x):
-    """Apply kernel activation ``activation`` (-1: the gates' sigmoid) in place to the
-    contiguous float32/float64 array ``x``, exactly as the kernels do (for accuracy tests)."""
-    cdef int dtype = c.FR_FLOAT64 if x.dtype == np.float64 else c.FR_FLOAT32
-    cdef _Buffers bufs = _Buffers(dtype)
-    cdef void *data = bufs.get(x, x.size, True, "x")
-    _check(c.fr_apply_activation(activation, dtype, data, x.size))
+# ---- buffers --------------------------------------------------------------------------
+cdef inline bytes _float_format(int dtype):
+    return b"f" if dtype == c.FR_FLOAT32 else b"d"
+
+
+cdef const void *_acquire(Py_buffer *view, object arr, Py_ssize_t count, int dtype, bint writable,
+                          str name) except? NULL:
+    """Acquire ``arr`` into ``view``: C-contiguous, ``count`` aligned items of the dtype.
+    On error the view is released (or was never acquired)."""
+    PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (PyBUF_WRITABLE if writable else 0))
+    fmt = (<bytes>view.format).lstrip(b"@=<")
+    expected = _float_format(dtype)
+    size = 4 if dtype == c.FR_FLOAT32 else 8
+    try:
+        if fmt != expected or view.itemsize != size:
+            raise TypeError(f"{name}: expected {'float32' if size == 4 else 'float64'} data, "
+                            f"got format {view.format!r}")
+        if view.len != count * view.itemsize:
+            raise ValueError(f"{name}: expected {count} elements, got {view.len // view.itemsize}")
+        if count and <size_t>view.buf % <size_t>view.itemsize:  # an empty array is never read
+            raise ValueError(f"{name}: data at a misaligned address (not a multiple of {view.itemsize} bytes)")
+    except BaseException:
+        PyBuffer_Release(view)
+        raise
+    return view.buf
 
 
 cdef class _Buffers:
@@ -119,7 +179,8 @@ cdef class _Buffers:
         for i in range(self.n):
             PyBuffer_Release(&self.views[i])
 
-    cdef void *get(self, object arr, Py_ssize_t count, bint writable, str name, bint optional=False) except? NULL:
+    cdef const void *get(self, object arr, Py_ssize_t count, bint writable, str name,
+                         bint optional=False) except? NULL:
         """Data pointer of ``arr``: C-contiguous, ``count`` items of the layer's float type."""
         if arr is None:
             if optional:
@@ -127,30 +188,9 @@ cdef class _Buffers:
             raise ValueError(f"{name}: required")
         if self.n >= MAX_BUFFERS:
             raise RuntimeError("too many buffers")
-        cdef Py_buffer *view = &self.views[self.n]
-        PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (PyBUF_WRITABLE if writable else 0))
+        cdef const void *p = _acquire(&self.views[self.n], arr, count, self.dtype, writable, name)
         self.n += 1
-        fmt = (<bytes>view.format).lstrip(b"@=<")
-        expected = b"f" if self.dtype == c.FR_FLOAT32 else b"d"
-        if fmt != expected or view.itemsize != (4 if expected == b"f" else 8):
-            raise TypeError(f"{name}: expected {'float32' if expected == b'f' else 'float64'} data, "
-                            f"got format {view.format!r}")
-        if view.len != count * view.itemsize:
-            raise ValueError(f"{name}: expected {count} elements, got {view.len // view.itemsize}")
-        if count and <size_t>view.buf % <size_t>view.itemsize:  # an empty array is never read
-            raise ValueError(f"{name}: data at a misaligned address (not a multiple of {view.itemsize} bytes)")
-        return view.buf
-
-    cdef const void *raw(self, object arr, str name) except NULL:
-        """Data pointer of any C-contiguous buffer (bytes, whatever the item type)."""
-        if self.n >= MAX_BUFFERS:
-            raise RuntimeError("too many buffers")
-        cdef Py_buffer *view = &self.views[self.n]
-        PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS)
-        self.n += 1
-        if view.len == 0:
-            raise ValueError(f"{name}: empty")
-        return view.buf
+        return p
 
     cdef const int64_t *lengths(self, object arr, Py_ssize_t count) except? NULL:
         if arr is None:
@@ -169,43 +209,6 @@ cdef class _Buffers:
         return <const int64_t *>view.buf
 
 
-# Each Python thread keeps its last workspace (up to this size) for its next call: a fresh
-# multi-megabyte allocation is handed out by the OS as untouched pages, and faulting them in
-# again on every call costs more than the kernels' arithmetic for large inputs (measured:
-# LSTM batch 256, 512 units, 50 steps spent ~20 ms of 166 ms in page faults for the
-# input-projection buffer).  Larger workspaces are freed after their call.
-WORKSPACE_CACHE_BYTES = 512 * 1024 * 1024
-
-
-cdef class _Workspace:
-    cdef void *ptr
-    cdef size_t size
-
-    def __cinit__(self):
-        self.ptr = NULL
-        self.size = 0
-
-    def __dealloc__(self):
-        PyMem_RawFree(self.ptr)
-
-    cdef void *get(self, size_t n) except NULL:
-        if n > self.size:
-            PyMem_RawFree(self.ptr)
-            self.ptr = PyMem_RawMalloc(n)
-            self.size = n if self.ptr != NULL else 0
-            if self.ptr == NULL:
-                raise MemoryError(f"fastrnn: cannot allocate a {n}-byte workspace")
-        return self.ptr
-
-
-_local = threading.local()
-
-
-def release_workspace():
-    """Free the calling thread's cached kernel workspace (it is re-created on the next call)."""
-    _local.__dict__.pop("workspace", None)
-
-
 cdef int _check(int status) except -1:
     if status == c.FR_OK:
         return 0
@@ -215,74 +218,234 @@ cdef int _check(int status) except -1:
     raise RuntimeError(f"fastrnn kernel failed: {msg}")
 
 
-cdef int _fill_layer(c.fr_layer *L, dict layer, _Buffers bufs) except -1:
-    """Fill ``L`` from a layer spec (see layer_forward), acquiring every weight buffer."""
-    cdef Py_ssize_t depth = layer["depth"], units = layer["units"], proj = layer["proj"]
-    cdef Py_ssize_t gates = {c.FR_CELL_RNN: 1, c.FR_CELL_LSTM: 4, c.FR_CELL_GRU: 2}[layer["cell"]]
-    cdef Py_ssize_t recur = proj if layer["cell"] == c.FR_CELL_LSTM else units
-    cdef bint gru = layer["cell"] == c.FR_CELL_GRU
-    memset(L, 0, sizeof(c.fr_layer))
-    L.cell = layer["cell"]
-    L.dtype = layer["dtype"]
-    L.activation = layer["activation"]
-    L.depth, L.units, L.proj = depth, units, proj
-    L.kernel = bufs.get(layer["kernel"], (depth + recur) * gates * units, False, "kernel")
-    L.bias = bufs.get(layer["bias"], gates * units, False, "bias")
-    L.cand_kernel = bufs.get(layer.get("cand_kernel"), (depth + units) * units, False, "cand_kernel", not gru)
-    L.cand_bias = bufs.get(layer.get("cand_bias"), units, False, "cand_bias", not gru)
-    L.cand_recurrent_bias = bufs.get(layer.get("cand_recurrent_bias"), units, False, "cand_recurrent_bias",
-                                     True)
-    L.w_i_diag = bufs.get(layer.get("w_i_diag"), units, False, "w_i_diag", True)
-    L.w_f_diag = bufs.get(layer.get("w_f_diag"), units, False, "w_f_diag", True)
-    L.w_o_diag = bufs.get(layer.get("w_o_diag"), units, False, "w_o_diag", True)
-    L.proj_kernel = bufs.get(layer.get("proj_kernel"), units * proj, False, "proj_kernel", True)
-    L.forget_bias = layer.get("forget_bias", 0.0)
-    cell_clip, proj_clip = layer.get("cell_clip"), layer.get("proj_clip")
-    L.has_cell_clip, L.cell_clip = cell_clip is not None, (cell_clip or 0.0)
-    L.has_proj_clip, L.proj_clip = proj_clip is not None, (proj_clip or 0.0)
-    return 0
+# ---- the layer ------------------------------------------------------------------------
+cdef class Layer:
+    """One recurrent layer as the kernels see it (``fr_layer``), with its weights held and,
+    per instruction set, packed once for the packed GEMM.
 
-
-def pack_weights(dict layer):
-    """The layer's weights packed for the current instruction set, as a uint8 array to pass
-    back as ``layer["packed"]`` (calls then skip packing; the kernel ignores a buffer packed
-    for another ISA or another layer).  Re-pack after the weights change."""
-    cdef c.fr_layer L
-    cdef _Buffers bufs = _Buffers(layer["dtype"])
-    _fill_layer(&L, layer, bufs)
-    cdef size_t size = c.fr_packed_size(&L)
-    if size == 0:
-        _check(c.FR_ERR_ARG)
-    packed = np.empty(size, np.uint8)
-    cdef unsigned char[::1] view = packed
-    _check(c.fr_pack_weights(&L, &view[0], size))
-    return packed
-
-
-def layer_forward(dict layer, x, lengths, h0, c0, bint time_major, bint reverse, Py_ssize_t batch,
-                  Py_ssize_t time):
-    """Run one layer over a sequence; returns ``(outputs, h_final, c_final or None)``.
-
-    ``layer`` holds ``cell``, ``dtype`` (0 float32, 1 float64), ``activation``, ``depth``,
-    ``units``, ``proj``, the weight arrays (``kernel``, ``bias``, ``cand_kernel``,
-    ``cand_bias``, ``cand_recurrent_bias``, ``w_i_diag``, ``w_f_diag``, ``w_o_diag``, ``proj_kernel``; absent ones
-    None), ``forget_bias``, ``cell_clip`` and ``proj_clip`` (None or a float).
+    Every argument is keyword-only and required; absent weights and clips are ``None``:
+    ``cell`` (``CELL_RNN``/``CELL_LSTM``/``CELL_GRU``), ``dtype`` (``FLOAT32``/``FLOAT64``),
+    ``activation`` (a value of ``ACTIVATIONS``), ``depth``, ``units``, ``proj``; ``kernel``
+    ``[depth + recurrent, gates * units]`` and ``bias`` ``[gates * units]`` (recurrent =
+    proj for an LSTM, else units); GRU: ``cand_kernel`` ``[depth + units, units]``,
+    ``cand_bias`` and (reset-after) ``cand_recurrent_bias`` ``[units]``; LSTM: ``w_i_diag``,
+    ``w_f_diag``, ``w_o_diag`` ``[units]`` (all or none), ``proj_kernel`` ``[units, proj]``,
+    ``forget_bias``, ``cell_clip``, ``proj_clip`` (None or a float).  The arrays must be
+    C-contiguous and of the dtype; they are held (not copied) for the Layer's life.
     """
     cdef c.fr_layer L
-    cdef c.fr_seq S
-    cdef int dtype = layer["dtype"]
+    cdef Py_buffer views[9]
+    cdef int nviews
+    cdef dict packed       # resolved fr_isa -> the weights packed by fr_pack_weights
+    cdef readonly object arrays
+
+    def __cinit__(self):
+        self.nviews = 0
+        self.packed = {}
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(self.nviews):
+            PyBuffer_Release(&self.views[i])
+
+    def __init__(self, *, int cell, int dtype, int activation, Py_ssize_t depth, Py_ssize_t units,
+                 Py_ssize_t proj, kernel, bias, cand_kernel, cand_bias, cand_recurrent_bias, w_i_diag,
+                 w_f_diag, w_o_diag, proj_kernel, forget_bias, cell_clip, proj_clip):
+        if self.nviews:
+            raise RuntimeError("Layer: already initialised")
+        cdef int gates = c.fr_cell_gates(cell)
+        cdef bint lstm = cell == c.FR_CELL_LSTM, gru = cell == c.FR_CELL_GRU
+        if gates == 0:
+            raise ValueError(f"cell: expected CELL_RNN, CELL_LSTM or CELL_GRU, got {cell}")
+        if dtype != c.FR_FLOAT32 and dtype != c.FR_FLOAT64:
+            raise ValueError(f"dtype: expected FLOAT32 or FLOAT64, got {dtype}")
+        if activation not in ACTIVATIONS.values():
+            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS.values())}, got {activation}")
+        if depth < 1 or units < 1 or proj < 1:
+            raise ValueError(f"depth, units, proj: expected positive sizes, got {depth}, {units}, {proj}")
+        peepholes = (w_i_diag, w_f_diag, w_o_diag)
+        self._only(gru, "cand_kernel", cand_kernel, True, "GRU")
+        self._only(gru, "cand_bias", cand_bias, True, "GRU")
+        self._only(gru, "cand_recurrent_bias", cand_recurrent_bias, False, "GRU")
+        for name, w in zip(("w_i_diag", "w_f_diag", "w_o_diag"), peepholes):
+            self._only(lstm, name, w, False, "LSTM")
+        self._only(lstm, "proj_kernel", proj_kernel, False, "LSTM")
+        if lstm and any(w is None for w in peepholes) and not all(w is None for w in peepholes):
+            raise ValueError("w_i_diag, w_f_diag, w_o_diag: all three peepholes or none")
+        if proj_kernel is None and proj != units:
+            raise ValueError(f"proj: expected units ({units}) without a proj_kernel, got {proj}")
+        if lstm:
+            if forget_bias is None:
+                raise ValueError("forget_bias: required for an LSTM layer")
+        elif forget_bias is not None or cell_clip is not None or proj_clip is not None:
+            raise ValueError("forget_bias, cell_clip, proj_clip: only for LSTM layers (pass None)")
+        if proj_clip is not None and proj_kernel is None:
+            raise ValueError("proj_clip: only with a proj_kernel")
+
+        cdef Py_ssize_t recurrent = proj if lstm else units
+        self.L.cell, self.L.dtype, self.L.activation = cell, dtype, activation
+        self.L.depth, self.L.units, self.L.proj = depth, units, proj
+        self.L.kernel = self._hold(kernel, (depth + recurrent) * gates * units, "kernel")
+        self.L.bias = self._hold(bias, gates * units, "bias")
+        self.L.cand_kernel = self._hold(cand_kernel, (depth + units) * units, "cand_kernel")
+        self.L.cand_bias = self._hold(cand_bias, units, "cand_bias")
+        self.L.cand_recurrent_bias = self._hold(cand_recurrent_bias, units, "cand_recurrent_bias")
+        self.L.w_i_diag = self._hold(w_i_diag, units, "w_i_diag")
+        self.L.w_f_diag = self._hold(w_f_diag, units, "w_f_diag")
+        self.L.w_o_diag = self._hold(w_o_diag, units, "w_o_diag")
+        self.L.proj_kernel = self._hold(proj_kernel, units * proj, "proj_kernel")
+        self.L.packed = NULL
+        self.L.packed_size = 0
+        self.L.forget_bias = 0.0 if forget_bias is None else float(forget_bias)
+        self.L.has_cell_clip, self.L.cell_clip = cell_clip is not None, (0.0 if cell_clip is None else cell_clip)
+        self.L.has_proj_clip, self.L.proj_clip = proj_clip is not None, (0.0 if proj_clip is None else proj_clip)
+        self.arrays = (kernel, bias, cand_kernel, cand_bias, cand_recurrent_bias, w_i_diag, w_f_diag,
+                       w_o_diag, proj_kernel)
+        if c.fr_packed_size(&self.L) == 0:
+            _check(c.FR_ERR_ARG)
+
+    @staticmethod
+    def _only(bint allowed, str name, value, bint required, str kind):
+        if allowed and required and value is None:
+            raise ValueError(f"{name}: required for a {kind} layer")
+        if not allowed and value is not None:
+            raise ValueError(f"{name}: only for {kind} layers (pass None)")
+
+    cdef const void *_hold(self, object arr, Py_ssize_t count, str name) except? NULL:
+        if arr is None:
+            return NULL
+        cdef const void *p = _acquire(&self.views[self.nviews], arr, count, self.L.dtype, False, name)
+        self.nviews += 1
+        return p
+
+    @property
+    def cell(self):
+        return self.L.cell
+
+    @property
+    def dtype(self):
+        return self.L.dtype
+
+    @property
+    def units(self):
+        return self.L.units
+
+    @property
+    def proj(self):
+        return self.L.proj
+
+    @property
+    def depth(self):
+        return self.L.depth
+
+    def packed_for(self, Options options):
+        """The weights packed for ``options``' instruction set (packed on first use)."""
+        key = options.resolved_isa
+        packed = self.packed.get(key)
+        if packed is None:
+            packed = np.empty(c.fr_packed_size(&self.L), np.uint8)
+            self._pack(options, packed)
+            self.packed[key] = packed
+        return packed
+
+    cdef int _pack(self, Options options, object packed) except -1:
+        cdef unsigned char[::1] view = packed
+        _check(c.fr_pack_weights(&self.L, &options.opts, &view[0], view.shape[0]))
+        return 0
+
+
+# ---- workspaces -----------------------------------------------------------------------
+# A call takes a workspace from this pool and gives it back afterwards, so back-to-back
+# calls do not fault in fresh pages every time (measured before fused projection: LSTM
+# batch 256 spent ~20 ms of 166 ms in page faults).  The pool is bounded: a workspace
+# larger than WORKSPACE_CACHE_BYTES, or more than 4x larger than the call that returns
+# it needed, is freed; at most MAX_IDLE_WORKSPACES wait idle.  release_memory() frees
+# every idle one.  Manipulated only while holding the GIL.
+WORKSPACE_CACHE_BYTES = 64 * 1024 * 1024
+MAX_IDLE_WORKSPACES = 8
+
+
+cdef class _Workspace:
+    cdef void *ptr
+    cdef size_t size
+
+    def __cinit__(self, size_t n):
+        self.ptr = PyMem_RawMalloc(n if n > 0 else 1)
+        if self.ptr == NULL:
+            raise MemoryError(f"fastrnn: cannot allocate a {n}-byte workspace")
+        self.size = n
+
+    def __dealloc__(self):
+        PyMem_RawFree(self.ptr)
+
+
+cdef list _idle = []
+
+
+cdef _Workspace _take_workspace(size_t n):
+    """The smallest idle workspace of at least n bytes, else a new one."""
+    cdef _Workspace ws, best = None
+    cdef Py_ssize_t i, at = -1
+    for i in range(len(_idle)):
+        ws = <_Workspace>_idle[i]
+        if ws.size >= n and (best is None or ws.size < best.size):
+            best, at = ws, i
+    if best is not None:
+        del _idle[at]
+        return best
+    return _Workspace(n)
+
+
+cdef void _give_back(_Workspace ws, size_t needed):
+    if ws.size > <size_t>WORKSPACE_CACHE_BYTES or ws.size > 4 * needed + 65536:
+        return  # freed with the last reference
+    _idle.append(ws)
+    if len(_idle) > MAX_IDLE_WORKSPACES:
+        _idle.sort(key=lambda w: (<_Workspace>w).size)
+        del _idle[0]
+
+
+def release_memory():
+    """Free every idle workspace (calls in progress keep theirs until they return)."""
+    del _idle[:]
+
+
+def idle_workspace_bytes():
+    """Bytes held by idle workspaces."""
+    return sum((<_Workspace>w).size for w in _idle)
+
+
+# ---- entry points ---------------------------------------------------------------------
+def apply_activation(str isa, int activation, x):
+    """Apply kernel activation ``activation`` (-1: the gates' sigmoid) in place to the
+    contiguous float32/float64 array ``x``, exactly as the kernels of ``isa`` do (for
+    accuracy tests)."""
+    cdef int dtype = c.FR_FLOAT64 if x.dtype == np.float64 else c.FR_FLOAT32
     cdef _Buffers bufs = _Buffers(dtype)
-    cdef Py_ssize_t units = layer["units"], proj = layer["proj"], depth = layer["depth"]
-    cdef bint lstm = layer["cell"] == c.FR_CELL_LSTM
+    cdef void *data = <void *>bufs.get(x, x.size, True, "x")
+    _check(c.fr_apply_activation(_choice(ISAS, isa, "isa"), activation, dtype, data, x.size))
+
+
+def layer_forward(Layer layer, Options options, x, lengths, h0, c0, bint time_major, bint reverse,
+                  Py_ssize_t batch, Py_ssize_t time):
+    """Run one layer over a sequence; returns ``(outputs, h_final, c_final or None)``.
+
+    ``x`` ``[batch * time, depth]`` in the given major order, ``lengths`` int64 ``[batch]``
+    or None, ``h0`` ``[batch, proj]``, ``c0`` ``[batch, units]`` (LSTM) or None.
+    """
+    cdef c.fr_layer L = layer.L
+    cdef c.fr_seq S
+    cdef int dtype = L.dtype
+    cdef _Buffers bufs = _Buffers(dtype)
+    cdef Py_ssize_t units = L.units, proj = L.proj, depth = L.depth
+    cdef bint lstm = L.cell == c.FR_CELL_LSTM
     cdef size_t work_size
-    cdef void *work = NULL
     cdef int status
     cdef _Workspace ws
 
-    _fill_layer(&L, layer, bufs)
-    packed = layer.get("packed")
-    if packed is not None:  # weights packed once by pack_weights (checked by the kernel)
-        L.packed = bufs.raw(packed, "packed")
+    if options.opts.gemm == c.FR_GEMM_PACKED:  # weights packed once per instruction set
+        packed = layer.packed_for(options)
+        L.packed = _raw_pointer(packed)  # held by the layer (and `packed`) during the call
         L.packed_size = packed.nbytes
 
     np_dtype = np.float32 if dtype == c.FR_FLOAT32 else np.float64
@@ -297,21 +460,23 @@ def layer_forward(dict layer, x, lengths, h0, c0, bint time_major, bint reverse,
     S.lengths = bufs.lengths(lengths, batch)
     S.h0 = bufs.get(h0, batch * proj, False, "h0")
     S.c0 = bufs.get(c0, batch * units, False, "c0", not lstm)
-    S.out = bufs.get(out, batch * time * proj, True, "out")
-    S.h_final = bufs.get(h_final, batch * proj, True, "h_final")
-    S.c_final = bufs.get(c_final, batch * units, True, "c_final", not lstm)
+    S.out = <void *>bufs.get(out, batch * time * proj, True, "out")
+    S.h_final = <void *>bufs.get(h_final, batch * proj, True, "h_final")
+    S.c_final = <void *>bufs.get(c_final, batch * units, True, "c_final", not lstm)
 
-    work_size = c.fr_workspace_size(&L, &S)
+    work_size = c.fr_workspace_size(&L, &S, &options.opts)
     if work_size == 0:
         _check(c.FR_ERR_ARG)
-    if work_size <= WORKSPACE_CACHE_BYTES:
-        ws = _local.__dict__.get("workspace")
-        if ws is None:
-            ws = _local.workspace = _Workspace()
-    else:
-        ws = _Workspace()  # freed when this call returns
-    work = ws.get(work_size)
-    with nogil:
-        status = c.fr_layer_forward(&L, &S, work, work_size, _blas)
+    ws = _take_workspace(work_size)
+    try:
+        with nogil:
+            status = c.fr_layer_forward(&L, &S, &options.opts, ws.ptr, work_size)
+    finally:
+        _give_back(ws, work_size)
     _check(status)
     return out, h_final, c_final
+
+
+cdef const void *_raw_pointer(object packed) except NULL:
+    cdef const unsigned char[::1] view = packed
+    return &view[0]

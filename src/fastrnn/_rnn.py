@@ -2,7 +2,8 @@
 
 Built-in cells (and MultiRNNCells of them) run on the C kernels, layer by
 layer over the whole sequence, backward directions reversed inside the kernel
-(no copies); any other cell runs through the reference's generic loop.
+(no copies); any other cell runs through the reference's generic loop (which
+calls the cell's own ``__call__``).
 """
 from __future__ import annotations
 
@@ -12,15 +13,25 @@ import numpy as np
 
 from . import _compiled
 from . import reference as _ref
-from ._drivers import make_drivers
+from ._drivers import Drivers
 from ._validate import Run
 
 
-def _run(cell: Any, run: Run, reverse: bool = False) -> Tuple[np.ndarray, Any]:
-    layers = _compiled.layer_specs(cell)
-    if layers is None:
-        return _ref._run_generic(cell, run, reverse)
-    return _compiled.run_sequence(cell, layers, run, reverse)
+def _call(cell: Any, x: np.ndarray, state: Any) -> Tuple[np.ndarray, Any]:
+    return cell(x, state)  # type: ignore[no-any-return]
 
 
-dynamic_rnn, static_rnn, bidirectional_dynamic_rnn, static_bidirectional_rnn = make_drivers(_run, "fastrnn")
+def run(cell: Any, run: Run, reverse: bool = False) -> Tuple[np.ndarray, Any]:
+    """The product's runner: the kernels for built-in cells, else the generic loop over the
+    cell's own ``__call__`` (whose built-in layers, if any, still run compiled)."""
+    cell_layers = _compiled.layers(cell)
+    if cell_layers is None:
+        return _ref.run_generic(cell, run, reverse, step=_call)
+    return _compiled.run_sequence(cell, cell_layers, run, reverse)
+
+
+_drivers = Drivers(run, "fastrnn")
+dynamic_rnn = _drivers.dynamic_rnn
+static_rnn = _drivers.static_rnn
+bidirectional_dynamic_rnn = _drivers.bidirectional_dynamic_rnn
+static_bidirectional_rnn = _drivers.static_bidirectional_rnn

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import numbers
 
+from . import _options
+
+MAX_THREADS = 64  # what the kernels' pool uses at most (FR_MAX_THREADS)
+_requested = 0     # 0: the default
+
 
 def set_num_threads(n: int) -> None:
     """Set how many threads one kernel call may use.
@@ -11,7 +16,7 @@ def set_num_threads(n: int) -> None:
     ----------
     n : int
         ``n >= 1`` threads, or ``0`` for the default: the environment variable
-        ``FASTRNN_NUM_THREADS`` if set, else every online CPU.
+        ``FASTRNN_NUM_THREADS`` (read at import) if set, else every online CPU.
 
     Notes
     -----
@@ -19,15 +24,18 @@ def set_num_threads(n: int) -> None:
     another Python thread's call holds the pool runs on its own thread alone, so
     concurrent callers never oversubscribe the cores.
     """
+    global _requested
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n: expected a non-negative integer, got {n!r}")
     if n < 0:
         raise ValueError(f"n: expected a non-negative integer, got {n}")
-    from . import _compiled
-    _compiled._require_kernels().set_num_threads(int(n))
+    _requested = int(n)
 
 
 def get_num_threads() -> int:
     """The number of threads one kernel call may use (see :func:`set_num_threads`)."""
-    from . import _compiled
-    return int(_compiled._require_kernels().get_num_threads())
+    n = _requested or _options.ENV_THREADS
+    if not n:
+        from . import _compiled
+        n = _compiled.require_kernels().online_cpus()
+    return min(int(n), MAX_THREADS)

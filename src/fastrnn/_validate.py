@@ -45,6 +45,29 @@ def flag(value: Any, name: str) -> bool:
     raise TypeError(f"{name}: expected True or False, got {value!r} ({type(value).__name__})")
 
 
+def optional_callable(value: Any, name: str) -> Any:
+    """None or a callable."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name}: expected a callable or None, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def output_size(cell: Any, name: str = "cell.output_size") -> int:
+    """A cell's ``output_size`` as an int (what the generic loop allocates outputs with)."""
+    size = cell.output_size
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {size!r}")
+    return int(size)
+
+
+def cell_output(out: Any, batch: int, size: int, name: str = "cell output") -> np.ndarray:
+    """What a cell's ``__call__`` returned as its output: a float ``[batch, size]`` array."""
+    arr = float_array(out, name)
+    if arr.shape != (batch, size):
+        raise ValueError(f"{name}: expected shape ({batch}, {size}), got {arr.shape}")
+    return arr
+
+
 def optional_float(value: Any, name: str, positive: bool = False) -> Optional[float]:
     if value is None:
         return None
@@ -225,17 +248,11 @@ def ensure_built(cell: Any, depth: int, dtype: np.dtype, name: str = "inputs") -
 
 
 def _exact_zero_state(cell: Any) -> bool:
-    """Whether ``cell.zero_state`` is ``RNNCell``'s own: fresh C-contiguous zeros of the
-    requested dtype in exactly the structure of ``state_size`` -- everything :func:`state`
-    would check and copy -- so that its result is used as it is (a few microseconds per call)."""
-    global _BASE_ZERO_STATE
-    if _BASE_ZERO_STATE is None:
-        from .reference import RNNCell  # here: reference imports this module
-        _BASE_ZERO_STATE = RNNCell.zero_state
-    return getattr(type(cell), "zero_state", None) is _BASE_ZERO_STATE
-
-
-_BASE_ZERO_STATE: Any = None
+    """Whether ``cell.zero_state`` is ``RNNCell``'s own (marked ``exact_zeros``): fresh
+    C-contiguous zeros of the requested dtype in exactly the structure of ``state_size`` --
+    everything :func:`state` would check and copy -- so that its result is used as it is
+    (a few microseconds per call).  A cell that overrides it gets its result checked."""
+    return getattr(getattr(type(cell), "zero_state", None), "exact_zeros", False) is True
 
 
 def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any,
@@ -281,6 +298,10 @@ def static_inputs(inputs: Any, name: str = "inputs") -> np.ndarray:
 
 
 def check_cell(cell: Any, name: str) -> None:
+    """``cell`` is an RNN cell object (not a class, not None)."""
+    if isinstance(cell, type):
+        raise TypeError(f"{name}: expected an RNN cell object, got the class {cell.__name__} itself; "
+                        f"create one first, e.g. {cell.__name__}(num_units)")
     missing = [a for a in ("state_size", "output_size", "zero_state") if not hasattr(cell, a)]
     if missing or not callable(cell):
         raise TypeError(f"{name}: expected an RNN cell (state_size, output_size, zero_state, __call__), "

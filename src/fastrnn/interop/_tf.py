@@ -7,7 +7,7 @@ from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .. import reference as _ref
+from .. import _cellbase as _base
 from ._checkpoint import load_tf_checkpoint
 
 __all__ = ["restore_tf", "tf_variable_names"]
@@ -15,12 +15,12 @@ __all__ = ["restore_tf", "tf_variable_names"]
 
 def _layer_names(cell: Any) -> List[str]:
     """Names of ``cell``'s variables below the driver scope (``basic_lstm_cell/kernel``, ...)."""
-    if isinstance(cell, _ref.MultiRNNCell):
+    if isinstance(cell, _base.MultiRNNCellBase):
         return [f"{cell.name}/cell_{i}/{name}" for i, c in enumerate(cell.cells) for name in _layer_names(c)]
-    if not isinstance(cell, _ref._LayerCell):
+    if not isinstance(cell, _base.LayerCell):
         raise TypeError(f"cell: expected a fastrnn cell (BasicRNNCell, BasicLSTMCell, LSTMCell, GRUCell, "
                         f"MultiRNNCell) or a (cell_fw, cell_bw) pair, got {type(cell).__name__}")
-    return [f"{cell.name}/{name}" for name, _, _ in cell._weight_specs(1)]
+    return [f"{cell.name}/{name}" for name in cell.weight_names()]
 
 
 def _is_pair(cell: Any) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import _cells
-from .. import reference as _ref
+from .. import _cellbase as _base
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -144,11 +144,11 @@ def from_torch(module_or_state_dict: Any, nonlinearity: str = "tanh") -> Any:
 
 def _torch_layer(cell: Any) -> Tuple[str, int, int, Dict[str, np.ndarray], Dict[str, Any]]:
     """``(mode, hidden, depth, {suffix-less torch param: array}, module kwargs)`` of one fastrnn layer."""
-    if not isinstance(cell, _ref._LayerCell) or not cell.built:
+    if not isinstance(cell, _base.LayerCell) or not cell.built:
         raise ValueError(f"to_torch: expected built fastrnn layer cells, got {cell!r}")
     act = getattr(cell.activation, "__name__", "")
     w, n, d = cell.weights, cell.num_units, int(cell.input_depth or 0)
-    if isinstance(cell, _ref._LSTMBase):
+    if isinstance(cell, _base.LSTMCellBase):
         if cell._use_peepholes or cell._cell_clip is not None or cell._proj_clip is not None or act != "tanh":
             raise ValueError("to_torch: torch.nn.LSTM has no peepholes, cell_clip, proj_clip or other activation "
                              f"than tanh; cannot convert {cell!r}")
@@ -163,7 +163,7 @@ def _torch_layer(cell: Any) -> Tuple[str, int, int, Dict[str, np.ndarray], Dict[
             params["weight_hr"] = w["projection/kernel"].T
             extra["proj_size"] = cell.output_size
         return "LSTM", n, d, params, extra
-    if isinstance(cell, _ref.GRUCell):
+    if isinstance(cell, _base.GRUCellBase):
         if not cell.reset_after or act != "tanh":
             raise ValueError("to_torch: torch.nn.GRU is the reset_after=True GRU with tanh; convert a "
                              f"GRUCell(reset_after=True) (TF1's reset-before GRU has no torch equivalent), got {cell!r}")
@@ -173,7 +173,7 @@ def _torch_layer(cell: Any) -> Tuple[str, int, int, Dict[str, np.ndarray], Dict[
                   "bias_ih": np.concatenate([w["gates/bias"], w["candidate/bias"]]),
                   "bias_hh": np.concatenate([zeros, w["candidate/recurrent_bias"]])}
         return "GRU", n, d, params, {}
-    if isinstance(cell, _ref.BasicRNNCell) and act in ("tanh", "relu"):
+    if isinstance(cell, _base.BasicRNNCellBase) and act in ("tanh", "relu"):
         k = w["kernel"].T
         params = {"weight_ih": k[:, :d], "weight_hh": k[:, d:], "bias_ih": w["bias"],
                   "bias_hh": np.zeros_like(w["bias"])}
@@ -210,7 +210,7 @@ def to_torch(cell: Any, batch_first: bool = True) -> Any:
             raise ValueError(f"to_torch: {len(fw)} forward but {len(bw)} backward layers")
         directions = [fw, bw]
     else:
-        directions = [cell.cells if isinstance(cell, _ref.MultiRNNCell) else [cell]]
+        directions = [cell.cells if isinstance(cell, _base.MultiRNNCellBase) else [cell]]
     layers = [[_torch_layer(c) for c in cells] for cells in directions]
     first = layers[0][0]
     mode, hidden, depth, _, extra = first
