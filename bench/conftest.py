@@ -1,4 +1,5 @@
-"""Benchmarks run from bench/: make its helper modules importable, refuse Debug/editable builds."""
+"""Benchmarks run from bench/: make its helper modules importable, refuse Debug/editable builds, and
+give fastrnn the same thread count as every peer (fastrnn.bench.THREADS)."""
 from __future__ import annotations
 
 import os
@@ -12,3 +13,5 @@ def pytest_configure(config):
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if os.path.abspath(fastrnn.__file__).startswith(os.path.join(here, "src")):
         raise SystemExit("bench/: fastrnn is imported from the source tree; benchmark an installed Release build")
+    from fastrnn.bench import THREADS
+    fastrnn.set_num_threads(THREADS)

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from cases import CASES
+from fastrnn.bench import CASES
 
 PEERS = ("torch", "torch_packed", "onnxruntime")
 

@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from cases import CASES
-from peers import PEERS
+from fastrnn.bench import CASES, PEERS
 
 IDLE_GAP_S = 1.0
 SLOW_FOR_REFERENCE = {"lstm_b256_h512", "lstm_b64_h512", "lstm_varlen_b64"}

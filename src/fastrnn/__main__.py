@@ -3,20 +3,19 @@
 Runs the tutorial batch from "tf.nn.dynamic_rnn in depth" (batch 4, 2 steps,
 depth 3, 5 units, sequence_length [2, 1, 2, 2]) through a BasicRNNCell, a
 BasicLSTMCell and a two-layer LSTM [4, 5], prints what comes back and what it
-means, then times the compiled path against the NumPy reference.
+means, then times the compiled path against the NumPy reference (and PyTorch and
+ONNX Runtime when they are installed).
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from typing import Any, Callable, List
+from typing import Any
 
 import numpy as np
 
 import fastrnn as fr
-import fastrnn.reference as ref
+from fastrnn import bench
 
 X_BATCH = np.array([
     # t = 0      t = 1
@@ -67,57 +66,45 @@ def tutorial(out: Any = None) -> None:
     p("head, a TF1 checkpoint); fastrnn.interop loads TF1 checkpoints (no TensorFlow), PyTorch and Keras weights.")
 
 
-def _median_ms(fn: Callable[[], Any], repeat: int, budget_s: float = 3.0) -> float:
-    fn()  # warm up (builds weights, allocates)
-    times: List[float] = []
-    start = time.perf_counter()
-    while len(times) < repeat and (len(times) < 3 or time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
-def _make(module: Any, kind: str, units: int) -> Any:
-    if kind == "lstm":
-        return module.BasicLSTMCell(units, seed=0)
-    if kind == "gru":
-        return module.GRUCell(units, seed=0)
-    return module.BasicRNNCell(units, seed=0)
-
-
 def timing(args: argparse.Namespace, out: Any = None) -> None:
+    """The short timing table: ``dynamic_rnn`` of one case on the compiled path, the NumPy
+    reference and the peers that are installed, with the runners of :mod:`fastrnn.bench`
+    (what ``bench/`` measures in full)."""
     out = out or sys.stdout
-    dtype = np.dtype(args.dtype)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.batch, args.time, args.units)).astype(dtype)
-    fast = _make(fr, args.cell, args.units)
-    fast.build(args.units, dtype)
-    slow = _make(ref, args.cell, args.units)
-    slow.set_weights(fast.weights)
-    rows = []
-    candidates = [("fastrnn (compiled)", lambda: fr.dynamic_rnn(fast, x)),
-                  ("fastrnn.reference (NumPy)", lambda: ref.dynamic_rnn(slow, x))]
-    torch_fn = _torch_runner(args, x)
-    if torch_fn is not None:
-        candidates.append(("PyTorch " + torch_fn[0], torch_fn[1]))
+    case = bench.Case("main", args.cell, args.batch, args.time, args.units, dtype=args.dtype)
+    candidates = [("fastrnn (compiled)", bench.fastrnn_runner(case)),
+                  ("fastrnn.reference (NumPy)", bench.reference_runner(case))]
+    peers = [(f"PyTorch {_version('torch')}", bench.torch_runner(case, threads=args.threads)),
+             (f"ONNX Runtime {_version('onnxruntime')}",
+              bench.onnxruntime_runner(case, threads=args.threads) if args.dtype == "float32" else None)]
+    candidates += [(name, run) for name, run in peers if run is not None]
     print(f"\ntiming dynamic_rnn: {args.cell.upper()} batch {args.batch}, time {args.time}, "
-          f"units {args.units} (depth = units), {dtype} -- median of up to {args.repeat} runs", file=out)
+          f"units {args.units} (depth = units), {args.dtype} -- median of up to {args.repeat} runs", file=out)
     print(f"  threads: {_limit_threads(args.threads)}", file=out)
     live = sys.stderr.isatty()  # a progress line redrawn in place; one line per step in a log
+    rows = []
     for i, (name, fn) in enumerate(candidates):
         print(f"  [{i + 1}/{len(candidates)}] timing {name} ...", end="\r" if live else "\n", file=sys.stderr,
               flush=True)
-        rows.append((name, _median_ms(fn, args.repeat)))
+        rows.append((name, 1e3 * bench.median_seconds(fn, args.repeat, warmup=1, budget_s=3.0)))
     if live:
         print(" " * 60, end="\r", file=sys.stderr)
     base = rows[0][1]
     print(f"  {'implementation':<28}{'median ms':>12}{'vs fastrnn':>14}", file=out)
     for name, ms in rows:
         print(f"  {name:<28}{ms:>12.3f}{ms / base:>13.1f}x", file=out)
-    np.testing.assert_allclose(fr.dynamic_rnn(fast, x)[0], ref.dynamic_rnn(slow, x)[0],
-                               rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-5)
-    print("  (compiled outputs checked against the reference)", file=out)
+    (got, _), (want, _) = candidates[0][1](), candidates[1][1]()
+    np.testing.assert_allclose(got, want, rtol=1e-4 if args.dtype == "float32" else 1e-9, atol=1e-5)
+    print("  (compiled outputs checked against the reference; the full comparison: bench/ in the source tree)",
+          file=out)
+
+
+def _version(module: str) -> str:
+    try:
+        from importlib.metadata import version
+        return version(module).split("+")[0]
+    except Exception:  # not installed (its runner is None then)
+        return ""
 
 
 def _limit_threads(threads: int) -> str:
@@ -126,7 +113,7 @@ def _limit_threads(threads: int) -> str:
     fastrnn's kernels use its own pool (``fastrnn.set_num_threads``); every
     product of the NumPy reference goes through NumPy's BLAS, whose pool
     threadpoolctl can limit at run time (OPENBLAS/OMP_NUM_THREADS only work
-    before NumPy loads).  PyTorch's intra-op pool: ``torch.set_num_threads``.
+    before NumPy loads); the peers' pools are set by their runners.
     """
     fr.set_num_threads(threads)
     try:
@@ -136,24 +123,9 @@ def _limit_threads(threads: int) -> str:
     else:
         threadpool_limits(threads)
         blas = str(threads)
-    return f"{threads} (fastrnn: {fr.get_num_threads()}; PyTorch intra-op: {threads}; NumPy/SciPy BLAS: {blas})"
-
-
-def _torch_runner(args: argparse.Namespace, x: np.ndarray) -> Any:
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(args.threads)
-    mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[args.cell]
-    net = mod(args.units, args.units, batch_first=True).to(torch.float64 if x.dtype == np.float64 else torch.float32)
-    tx = torch.from_numpy(x)
-
-    def run() -> Any:
-        with torch.inference_mode():
-            return net(tx)
-
-    return (torch.__version__.split("+")[0], run)
+    peers = [f"{name}: {threads}" for name, mod in (("PyTorch intra-op", "torch"), ("ONNX Runtime", "onnxruntime"))
+             if _version(mod)]
+    return ", ".join([f"{threads} (fastrnn: {fr.get_num_threads()}"] + peers + [f"NumPy BLAS: {blas})"])
 
 
 def main(argv: Any = None) -> int:
@@ -175,7 +147,11 @@ def main(argv: Any = None) -> int:
             parser.error(f"--{name} must be >= 1")
     tutorial()
     if not args.no_timing:
-        timing(args)
+        previous = fr.get_num_threads() if fr._threads._requested else 0
+        try:
+            timing(args)
+        finally:  # main() is also called in-process (tests, notebooks): leave the process as it was
+            fr.set_num_threads(previous)
     return 0
 
 

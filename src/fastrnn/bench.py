@@ -1,15 +1,70 @@
-"""Each implementation's runner for a case: a zero-argument callable, or None when not installed.
+"""Benchmark cases and the runners of fastrnn and its peers (PyTorch, ONNX Runtime).
 
-Every runner is built once (weights, sessions, packed inputs) outside the timed call; the timed
-call is one forward pass over the case's batch, 2 threads for everyone.
+One implementation, used by ``bench/`` (pytest-benchmark, the full comparison) and by
+``python -m fastrnn`` (its short timing table).  A runner is a zero-argument callable
+that does one forward pass over a case's batch; every runner is built once (weights,
+sessions, packed inputs) outside the timed call, and every implementation runs on
+``THREADS`` threads.  A peer that is not installed has no runner (None); nothing here
+imports PyTorch or ONNX Runtime until a runner for them is asked for.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
-from cases import Case
+__all__ = ["Case", "CASES", "THREADS", "PEERS", "fastrnn_runner", "reference_runner", "torch_runner",
+           "onnxruntime_runner", "median_seconds"]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    cell: str            # "lstm", "gru", "rnn"
+    batch: int
+    time: int
+    units: int
+    dtype: str = "float32"
+    layers: int = 1
+    bidirectional: bool = False
+    ragged: bool = False  # lengths uniform in [10, time]
+
+    @property
+    def gates(self) -> int:
+        return {"lstm": 4, "gru": 3, "rnn": 1}[self.cell]
+
+    def inputs(self, seed: int = 0) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((self.batch, self.time, self.units)).astype(self.dtype)
+
+    def lengths(self, seed: int = 1) -> Optional[np.ndarray]:
+        if not self.ragged:
+            return None
+        return np.random.default_rng(seed).integers(10, self.time + 1, self.batch).astype(np.int32)
+
+    def flops(self) -> float:
+        """2 * sum(lengths) * (depth + units) * gates * units, per layer and direction."""
+        lens = self.lengths()
+        steps = float(lens.sum()) if lens is not None else float(self.batch * self.time)
+        return 2.0 * steps * (2 * self.units) * self.gates * self.units * self.layers * (2 if self.bidirectional else 1)
+
+
+CASES = {c.name: c for c in [
+    Case("lstm_b1_h128", "lstm", 1, 100, 128),
+    Case("lstm_b16_h256", "lstm", 16, 100, 256),
+    Case("lstm_b64_h512", "lstm", 64, 50, 512),
+    Case("lstm_b256_h512", "lstm", 256, 50, 512),
+    Case("gru_b16_h256", "gru", 16, 100, 256),
+    Case("rnn_b16_h256", "rnn", 16, 100, 256),
+    Case("lstm_varlen_b64", "lstm", 64, 200, 256, ragged=True),
+    Case("bilstm_b16_h256", "lstm", 16, 100, 256, bidirectional=True),
+    Case("lstm2x_b16_h256", "lstm", 16, 100, 256, layers=2),
+    Case("lstm_f64_b16", "lstm", 16, 100, 256, dtype="float64"),
+]}
+
 
 THREADS = 2
 Runner = Callable[[], Any]
@@ -40,12 +95,12 @@ def reference_runner(case: Case) -> Runner:
     return fastrnn_runner(case, ref)
 
 
-def torch_runner(case: Case, packed: bool = False) -> Optional[Runner]:
+def torch_runner(case: Case, packed: bool = False, threads: int = THREADS) -> Optional[Runner]:
     try:
-        import torch
+        import torch  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(threads)
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[case.cell]
     dtype = torch.float64 if case.dtype == "float64" else torch.float32
     net = cls(case.units, case.units, num_layers=case.layers, bidirectional=case.bidirectional,
@@ -69,10 +124,10 @@ def torch_runner(case: Case, packed: bool = False) -> Optional[Runner]:
     return run_packed
 
 
-def onnxruntime_runner(case: Case) -> Optional[Runner]:
+def onnxruntime_runner(case: Case, threads: int = THREADS) -> Optional[Runner]:
     try:
-        import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
+        import onnxruntime as ort  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        from onnx import TensorProto, helper, numpy_helper  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
     if case.dtype != "float32":
@@ -107,7 +162,7 @@ def onnxruntime_runner(case: Case) -> Optional[Runner]:
         [helper.make_tensor_value_info("Y", elem, [case.time, case.batch, dirs * n])], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)], ir_version=8)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = THREADS
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     # ONNX RNN ops are time-major: the transpose of the caller's batch-major inputs is timed too,
@@ -128,3 +183,17 @@ PEERS = {
     "torch_packed": lambda case: torch_runner(case, packed=True),
     "onnxruntime": onnxruntime_runner,
 }
+
+
+def median_seconds(fn: Runner, repeat: int = 15, warmup: int = 2, budget_s: Optional[float] = None) -> float:
+    """The median wall time of ``fn()`` over ``repeat`` runs after ``warmup`` runs (fewer runs,
+    at least 3, when ``budget_s`` seconds are spent first)."""
+    for _ in range(warmup):
+        fn()
+    times: List[float] = []
+    start = time.perf_counter()
+    while len(times) < repeat and (budget_s is None or len(times) < 3 or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
