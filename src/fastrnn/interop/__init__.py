@@ -2,7 +2,8 @@
 
 - :func:`load_tf_checkpoint` reads a TF V2 checkpoint (``.index`` + ``.data-*``)
   into ``{variable name: ndarray}`` -- no TensorFlow, no protobuf; every checksum
-  is verified.  :func:`restore_tf` assigns a cell's weights from those TF1 names
+  is verified.  :func:`load_tf_graph` reads a frozen GraphDef's constants.
+  :func:`restore_tf` assigns a cell's weights from those TF1 names
   (``rnn/basic_lstm_cell/kernel``, ``bidirectional_rnn/fw/...``).
 - :func:`from_torch` / :func:`to_torch`: ``torch.nn.LSTM``, ``GRU``, ``RNN``
   <-> fastrnn cells, same numbers both ways.
@@ -20,11 +21,12 @@ import numpy as np
 
 from .._rnn import bidirectional_dynamic_rnn
 from ._checkpoint import checkpoint_prefix, crc32c, load_tf_checkpoint
+from ._graphdef import load_tf_graph
 from ._keras import from_keras
 from ._tf import restore_tf, tf_variable_names
 from ._torch import from_torch, to_torch
 
-__all__ = ["load_tf_checkpoint", "checkpoint_prefix", "crc32c", "restore_tf", "tf_variable_names",
+__all__ = ["load_tf_checkpoint", "load_tf_graph", "checkpoint_prefix", "crc32c", "restore_tf", "tf_variable_names",
            "from_torch", "to_torch", "from_keras", "stack_bidirectional_dynamic_rnn"]
 
 
