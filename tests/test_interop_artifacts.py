@@ -196,6 +196,13 @@ def test_scopes_and_tf2_keys():
     interop.restore_tf((fastrnn.GRUCell(2), fastrnn.GRUCell(2)), nested, scope="model/")
     with pytest.raises(TypeError, match="scope"):
         interop.restore_tf(fastrnn.GRUCell(2), mapping, scope=1)
+    half = {k: v.astype(np.float16) for k, v in mapping.items()}
+    cell = interop.find_tf_cells(half)[""][0]
+    assert cell.weights["gates/kernel"].dtype == np.float32
+    np.testing.assert_array_equal(cell.weights["gates/kernel"], half["fw/gru_cell/gates/kernel"].astype(np.float32))
+    with pytest.raises(ValueError, match=r"set_weights\['gates/bias'\]"):
+        interop.restore_tf(fastrnn.GRUCell(2), {**mapping, "fw/gru_cell/gates/bias": [[1.0], [2.0, 3.0]]},
+                           scope="fw")
     tf2 = {"layer_with_weights-0/cell/kernel/.ATTRIBUTES/VARIABLE_VALUE": np.zeros((5, 4))}
     with pytest.raises(ValueError, match="TF2 object-based checkpoint"):
         interop.restore_tf(fastrnn.GRUCell(2), tf2)

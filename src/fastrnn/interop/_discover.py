@@ -157,7 +157,8 @@ class TFCells(Dict[str, Any]):
             lines.append(f"skipped {scope!r}: {why}")
         used = {n for roles in self.layers.values() for _, lay in roles for n in _names_of(lay)}
         aux = [n for n in self.ignored if is_auxiliary(n, used)]
-        other = [n for n in self.ignored if n not in set(aux)]
+        aux_set = set(aux)
+        other = [n for n in self.ignored if n not in aux_set]
         if aux:
             lines.append(f"ignored: {len(aux)} optimizer slot(s) / moving average(s) of these weights "
                          f"({', '.join(sorted({n.rsplit('/', 1)[-1] for n in aux}))})")

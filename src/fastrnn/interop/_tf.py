@@ -144,9 +144,16 @@ def open_source(source: Any, arg: str = "source") -> _Source:
         return source
     if isinstance(source, Mapping):
         values = {(k[:-2] if k.endswith(":0") else k): v for k, v in source.items() if isinstance(k, str)}
-        arrays = {k: np.asarray(v) for k, v in values.items()}
-        return _Source("the mapping", {k: a.shape for k, a in arrays.items()},
-                       {k: a.dtype for k, a in arrays.items()}, lambda names: {n: values[n] for n in names})
+        shapes: Dict[str, Tuple[int, ...]] = {}
+        dtypes: Dict[str, Optional[np.dtype]] = {}
+        for k, v in values.items():
+            try:
+                a = np.asarray(v)
+            except (ValueError, TypeError):  # ragged lists: set_weights names the weight if it is one
+                shapes[k], dtypes[k] = (), None
+            else:
+                shapes[k], dtypes[k] = a.shape, a.dtype
+        return _Source("the mapping", shapes, dtypes, lambda names: {n: values[n] for n in names})
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"{arg}: expected a checkpoint prefix, a SavedModel directory, a frozen graph (.pb) or a "
                         f"mapping of TF variable names to arrays, got {type(source).__name__}")
@@ -293,5 +300,12 @@ def restore(cell: Any, src: _Source, scope: Optional[str], ema: Union[bool, str]
                              f"{type(c).__name__} does not use; the TF model's cell was configured differently")
     values = src.read([shadow[n] for n in expected])
     for own, c in tops:
-        c.set_weights({n[len(own):]: np.asarray(values[shadow[n]]) for n in expected if n.startswith(own)})
+        c.set_weights({n[len(own):]: _float(values[shadow[n]]) for n in expected if n.startswith(own)})
     return cell
+
+
+def _float(value: Any) -> Any:
+    """A float16 weight (mixed-precision training) as float32, exactly; anything else as it is."""
+    if isinstance(value, np.ndarray) and value.dtype == np.float16:
+        return value.astype(np.float32)
+    return value
