@@ -206,6 +206,7 @@ def test_scopes_and_tf2_keys():
     tf2 = {"layer_with_weights-0/cell/kernel/.ATTRIBUTES/VARIABLE_VALUE": np.zeros((5, 4))}
     with pytest.raises(ValueError, match="TF2 object-based checkpoint"):
         interop.restore_tf(fastrnn.GRUCell(2), tf2)
+    assert "TF2 object-based checkpoint" in interop.find_tf_cells(tf2).describe()
 
 
 # -- SavedModel directories ------------------------------------------------------------------

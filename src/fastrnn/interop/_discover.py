@@ -135,6 +135,9 @@ class TFCells(Dict[str, Any]):
         if not self:
             lines.append("  none found (no variables under basic_rnn_cell/, basic_lstm_cell/, lstm_cell/ or "
                          "gru_cell/ scopes)")
+            if any("/.ATTRIBUTES/" in n for n in self.ignored):
+                lines.append("  its keys are object paths ('.../.ATTRIBUTES/VARIABLE_VALUE'): a TF2 object-based "
+                             "checkpoint, which does not store TF1 variable names")
         else:
             rows = [("scope", "layer", "TF variable scope", "fastrnn cell", "depth", "dtype")]
             for scope in sorted(self):
