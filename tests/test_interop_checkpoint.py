@@ -112,7 +112,7 @@ def test_restore_mismatch_is_clear(make, match):
 
 
 def test_restore_bad_argument_types():
-    with pytest.raises(TypeError, match="checkpoint_or_mapping"):
+    with pytest.raises(TypeError, match="source"):
         interop.restore_tf(fastrnn.BasicLSTMCell(5), 42)
     with pytest.raises(TypeError, match="cell"):
         interop.restore_tf(object(), {})

@@ -129,6 +129,10 @@ def _limit_threads(threads: int) -> str:
 
 
 def main(argv: Any = None) -> int:
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    if args_in and args_in[0] == "inspect":  # python -m fastrnn inspect PATH: the RNNs in a TF1 artifact
+        from .interop._inspect import main as inspect_main
+        return inspect_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m fastrnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm", help="cell to time (lstm)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -145,7 +145,7 @@ def onnxruntime_runner(case: Case, threads: int = THREADS) -> Optional[Runner]:
         b = np.zeros((dirs, 2 * g * n), case.dtype)
         names = [f"W{layer}", f"R{layer}", f"B{layer}"]
         inits += [numpy_helper.from_array(a, nm) for a, nm in zip((w, r, b), names)]
-        attrs = {"hidden_size": n, "direction": "bidirectional" if dirs == 2 else "forward"}
+        attrs: Dict[str, Any] = {"hidden_size": n, "direction": "bidirectional" if dirs == 2 else "forward"}
         if op == "GRU":
             attrs["linear_before_reset"] = 0  # TF1 semantics: reset gate before the product
         y = f"Y{layer}"

@@ -1,9 +1,14 @@
 """fastrnn.interop: bring trained weights from TensorFlow 1.x, PyTorch and Keras.
 
-- :func:`load_tf_checkpoint` reads a TF V2 checkpoint (``.index`` + ``.data-*``)
-  into ``{variable name: ndarray}`` -- no TensorFlow, no protobuf; every checksum
-  is verified.  :func:`restore_tf` assigns a cell's weights from those TF1 names
-  (``rnn/basic_lstm_cell/kernel``, ``bidirectional_rnn/fw/...``).
+- Every TF1 artifact, without TensorFlow or protobuf: :func:`load_tf_checkpoint`
+  reads a TF V2 checkpoint (``.index`` + ``.data-*``; also a SavedModel's
+  ``variables/``) into ``{variable name: ndarray}``, every checksum verified;
+  :func:`load_tf_graph` reads a frozen GraphDef's constants.
+  :func:`restore_tf` assigns a cell's weights from those TF1 names
+  (``rnn/basic_lstm_cell/kernel``, ``bidirectional_rnn/fw/...``), skipping
+  optimizer slots (or reading the moving averages, ``ema=True``);
+  :func:`find_tf_cells` finds, builds and restores every RNN in a file
+  (``python -m fastrnn inspect PATH`` prints what it found).
 - :func:`from_torch` / :func:`to_torch`: ``torch.nn.LSTM``, ``GRU``, ``RNN``
   <-> fastrnn cells, same numbers both ways.
 - :func:`from_keras`: Keras ``LSTM``, ``GRU`` (both ``reset_after``), ``SimpleRNN``.
@@ -20,12 +25,15 @@ import numpy as np
 
 from .._rnn import bidirectional_dynamic_rnn
 from ._checkpoint import checkpoint_prefix, crc32c, load_tf_checkpoint
+from ._discover import TFCells, TFLayer, find_tf_cells
+from ._graphdef import load_tf_graph
 from ._keras import from_keras
 from ._tf import restore_tf, tf_variable_names
 from ._torch import from_torch, to_torch
 
-__all__ = ["load_tf_checkpoint", "checkpoint_prefix", "crc32c", "restore_tf", "tf_variable_names",
-           "from_torch", "to_torch", "from_keras", "stack_bidirectional_dynamic_rnn"]
+__all__ = ["load_tf_checkpoint", "load_tf_graph", "checkpoint_prefix", "crc32c", "restore_tf", "tf_variable_names",
+           "find_tf_cells", "TFCells", "TFLayer", "from_torch", "to_torch", "from_keras",
+           "stack_bidirectional_dynamic_rnn"]
 
 
 def stack_bidirectional_dynamic_rnn(cells_fw: Sequence[Any], cells_bw: Sequence[Any], inputs: Any,

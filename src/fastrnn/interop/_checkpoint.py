@@ -10,7 +10,7 @@ for the empty key is a ``BundleHeaderProto`` (number of shards, endianness);
 every other key is a variable name mapped to a ``BundleEntryProto`` (dtype,
 shape, shard, offset, size and the masked CRC32C of the tensor's bytes).
 
-Everything is parsed by hand here -- a small protobuf wire-format reader,
+Everything is parsed by hand -- the protobuf wire format (``_wire.py``),
 a Snappy decompressor and a CRC32C (vectorized over lanes with NumPy, then the
 lanes' CRCs combined with the GF(2) "append L zero bytes" operator, so a few
 MB are checked in milliseconds).  Every checksum is verified; anything that
@@ -25,18 +25,14 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from ._wire import DTYPE_NAMES, DTYPES, Corrupt, fields, tensor_shape, varint
+
 __all__ = ["load_tf_checkpoint", "crc32c", "checkpoint_prefix"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 _MAGIC = 0xDB4775248B80FB57
 _FOOTER = 48
-
-# DataType enum (tensorflow/core/framework/types.proto) -> NumPy dtype.
-_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
-           10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64,
-           8: np.complex64, 18: np.complex128}
-_DTYPE_NAMES = {7: "string", 14: "bfloat16", 20: "resource", 21: "variant"}
 
 
 # -- CRC32C (Castagnoli, reflected polynomial 0x82F63B78) -------------------
@@ -112,52 +108,11 @@ def _unmask(masked: int) -> int:
 
 
 # -- wire formats ---------------------------------------------------------
-class _Corrupt(Exception):
-    """Internal: a parse failure; turned into a ValueError naming the file."""
-
-
-def _varint(buf: bytes, pos: int) -> Tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise _Corrupt("truncated or overlong varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _proto_fields(buf: bytes) -> Iterator[Tuple[int, int, Union[int, bytes]]]:
-    """``(field number, wire type, value)`` of a serialized protobuf message."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        field, wire = key >> 3, key & 7
-        value: Union[int, bytes]
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            if pos + 8 > len(buf):
-                raise _Corrupt("truncated fixed64 field")
-            value, pos = struct.unpack_from("<Q", buf, pos)[0], pos + 8
-        elif wire == 5:
-            if pos + 4 > len(buf):
-                raise _Corrupt("truncated fixed32 field")
-            value, pos = struct.unpack_from("<I", buf, pos)[0], pos + 4
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
-            if pos + size > len(buf):
-                raise _Corrupt("truncated length-delimited field")
-            value, pos = bytes(buf[pos:pos + size]), pos + size
-        else:
-            raise _Corrupt(f"unsupported protobuf wire type {wire}")
-        yield field, wire, value
+_Corrupt = Corrupt  # the name the tests use
 
 
 def _snappy_decompress(buf: bytes) -> bytes:
-    size, pos = _varint(buf, 0)
+    size, pos = varint(buf, 0)
     out = bytearray()
     while pos < len(buf):
         tag = buf[pos]
@@ -171,7 +126,7 @@ def _snappy_decompress(buf: bytes) -> bytes:
                 pos += extra
             n += 1
             if pos + n > len(buf):
-                raise _Corrupt("truncated Snappy literal")
+                raise Corrupt("truncated Snappy literal")
             out += buf[pos:pos + n]
             pos += n
             continue
@@ -183,44 +138,44 @@ def _snappy_decompress(buf: bytes) -> bytes:
             n, offset = (tag >> 2) + 1, int.from_bytes(buf[pos:pos + width], "little")
             pos += width
         if offset == 0 or offset > len(out):
-            raise _Corrupt("bad Snappy copy offset")
+            raise Corrupt("bad Snappy copy offset")
         for _ in range(n):  # copies may overlap their own output
             out.append(out[-offset])
     if len(out) != size:
-        raise _Corrupt("Snappy block has the wrong decompressed size")
+        raise Corrupt("Snappy block has the wrong decompressed size")
     return bytes(out)
 
 
 def _read_block(data: bytes, handle: Tuple[int, int]) -> bytes:
     offset, size = handle
     if offset + size + 5 > len(data):
-        raise _Corrupt(f"block at offset {offset} (size {size}) runs past the end of the file")
+        raise Corrupt(f"block at offset {offset} (size {size}) runs past the end of the file")
     raw = data[offset:offset + size + 1]
     stored = struct.unpack_from("<I", data, offset + size + 1)[0]
     if crc32c(raw) != _unmask(stored):
-        raise _Corrupt(f"checksum mismatch in the index block at offset {offset}")
+        raise Corrupt(f"checksum mismatch in the index block at offset {offset}")
     kind = data[offset + size]
     if kind == 0:
         return raw[:-1]
     if kind == 1:
         return _snappy_decompress(raw[:-1])
-    raise _Corrupt(f"unknown block compression type {kind}")
+    raise Corrupt(f"unknown block compression type {kind}")
 
 
 def _block_entries(block: bytes) -> Iterator[Tuple[bytes, bytes]]:
     if len(block) < 4:
-        raise _Corrupt("block too short")
+        raise Corrupt("block too short")
     restarts = struct.unpack_from("<I", block, len(block) - 4)[0]
     end = len(block) - 4 - 4 * restarts
     if end < 0:
-        raise _Corrupt("bad restart count in a block")
+        raise Corrupt("bad restart count in a block")
     pos, key = 0, b""
     while pos < end:
-        shared, pos = _varint(block, pos)
-        unshared, pos = _varint(block, pos)
-        vlen, pos = _varint(block, pos)
+        shared, pos = varint(block, pos)
+        unshared, pos = varint(block, pos)
+        vlen, pos = varint(block, pos)
         if shared > len(key) or pos + unshared + vlen > end:
-            raise _Corrupt("bad block entry")
+            raise Corrupt("bad block entry")
         key = key[:shared] + block[pos:pos + unshared]
         pos += unshared
         yield key, block[pos:pos + vlen]
@@ -228,17 +183,17 @@ def _block_entries(block: bytes) -> Iterator[Tuple[bytes, bytes]]:
 
 
 def _handle(buf: bytes, pos: int = 0) -> Tuple[Tuple[int, int], int]:
-    offset, pos = _varint(buf, pos)
-    size, pos = _varint(buf, pos)
+    offset, pos = varint(buf, pos)
+    size, pos = varint(buf, pos)
     return (offset, size), pos
 
 
 def _table_items(data: bytes) -> Iterator[Tuple[bytes, bytes]]:
     if len(data) < _FOOTER:
-        raise _Corrupt(f"file is {len(data)} bytes, shorter than an SSTable footer")
+        raise Corrupt(f"file is {len(data)} bytes, shorter than an SSTable footer")
     footer = data[-_FOOTER:]
     if struct.unpack_from("<Q", footer, 40)[0] != _MAGIC:
-        raise _Corrupt("no SSTable magic number at the end (not a TensorFlow checkpoint index, or truncated)")
+        raise Corrupt("no SSTable magic number at the end (not a TensorFlow checkpoint index, or truncated)")
     _, pos = _handle(footer)
     index_handle, _ = _handle(footer, pos)
     for _, value in _block_entries(_read_block(data, index_handle)):
@@ -260,17 +215,10 @@ class _Entry:
 
 def _parse_entry(value: bytes) -> _Entry:
     entry = _Entry()
-    for field, _, v in _proto_fields(value):
-        if isinstance(v, bytes):
-            if field == 2:  # TensorShapeProto: repeated Dim dim = 2 {int64 size = 1}; bool unknown_rank = 3
-                dims = []
-                for f2, _, dim in _proto_fields(v):
-                    if f2 == 2 and isinstance(dim, bytes):
-                        size = next((x for f3, _, x in _proto_fields(dim) if f3 == 1 and isinstance(x, int)), 0)
-                        dims.append(size - (1 << 64) if size >= 1 << 63 else size)
-                    elif f2 == 3 and dim:
-                        raise _Corrupt("tensor of unknown rank")
-                entry.shape = tuple(dims)
+    for field, _, v in fields(value):
+        if isinstance(v, memoryview):
+            if field == 2:
+                entry.shape = tensor_shape(v)
             elif field == 7:
                 entry.sliced = True
         elif field == 1:
@@ -286,30 +234,129 @@ def _parse_entry(value: bytes) -> _Entry:
     return entry
 
 
+def _state_file_prefix(directory: str, state: str) -> str:
+    """The latest checkpoint named by a ``checkpoint`` state file (``model_checkpoint_path: "..."``)."""
+    with open(state, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("model_checkpoint_path:"):
+                name = line.split(":", 1)[1].strip().strip('"')
+                if not os.path.isabs(name):
+                    return os.path.join(directory, name)
+                # An absolute path written on another machine (the directory was copied):
+                # TensorFlow's own lookup then fails; the checkpoint next to the state file is meant.
+                here = os.path.join(directory, os.path.basename(name))
+                if not os.path.exists(name + ".index") and os.path.exists(here + ".index"):
+                    return here
+                return name
+    raise ValueError(f"{state!r}: no model_checkpoint_path line")
+
+
 def checkpoint_prefix(path: PathLike) -> str:
     """The checkpoint prefix for ``path``.
 
     ``path`` may be the prefix itself (``model.ckpt``), its ``.index`` file, one of
-    its ``.data-?????-of-?????`` shards, or a directory holding a TensorFlow
-    ``checkpoint`` state file (the latest checkpoint is used).
+    its ``.data-?????-of-?????`` shards, its ``.meta`` graph, a directory holding
+    a TensorFlow ``checkpoint`` state file (the latest checkpoint is used; the
+    state file itself works too), or a SavedModel: its directory, its
+    ``saved_model.pb`` or its ``variables/`` folder (the weights are the
+    checkpoint ``variables/variables``).
     """
     p = os.fspath(path)
+    if isinstance(p, bytes):
+        p = os.fsdecode(p)
     if os.path.isdir(p):
         state = os.path.join(p, "checkpoint")
-        if not os.path.isfile(state):
-            raise ValueError(f"{p!r} is a directory without a 'checkpoint' file; pass the checkpoint prefix "
-                             "(the path of the .index file without '.index')")
-        with open(state, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model_checkpoint_path:"):
-                    name = line.split(":", 1)[1].strip().strip('"')
-                    return name if os.path.isabs(name) else os.path.join(p, name)
-        raise ValueError(f"{state!r}: no model_checkpoint_path line")
-    if p.endswith(".index"):
-        return p[:-len(".index")]
-    if ".data-" in os.path.basename(p):
+        if os.path.isfile(state):
+            return _state_file_prefix(p, state)
+        for candidate in (os.path.join(p, "variables", "variables"), os.path.join(p, "variables")):
+            if os.path.isfile(candidate + ".index"):
+                return candidate
+        if any(os.path.isfile(os.path.join(p, f)) for f in ("saved_model.pb", "saved_model.pbtxt")):
+            raise ValueError(f"{p!r} is a SavedModel directory without 'variables/variables.index': the model "
+                             "has no variables, or its variables/ folder was not copied with it")
+        raise ValueError(f"{p!r} is a directory with neither a 'checkpoint' file nor a SavedModel's "
+                         "'variables/variables.index'; pass the checkpoint prefix (the path of the .index file "
+                         "without '.index')")
+    base = os.path.basename(p)
+    if base in ("saved_model.pb", "saved_model.pbtxt", "checkpoint") and os.path.isfile(p):
+        return checkpoint_prefix(os.path.dirname(p) or os.curdir)
+    for suffix in (".index", ".meta"):
+        if p.endswith(suffix):
+            return p[:-len(suffix)]
+    if ".data-" in base:
         return p[:p.rindex(".data-")]
     return p
+
+
+class _Bundle:
+    """An opened checkpoint: the index parsed (names, dtypes, shapes), tensors read on demand.
+
+    Restoring a cell from a training checkpoint needs a few tensors out of
+    many (optimizer slots can triple the file); only those are read and checked.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.prefix = base = checkpoint_prefix(path)
+        self.index_path = index_path = base + ".index"
+        try:
+            with open(index_path, "rb") as f:
+                index = f.read()
+        except OSError as e:
+            raise ValueError(f"cannot read TensorFlow checkpoint index {index_path!r}: {e.strerror or e}") from None
+        self.num_shards, self.endianness = 1, 0
+        self.entries: Dict[str, _Entry] = {}
+        try:
+            for key, value in _table_items(index):
+                if key == b"":
+                    for field, _, v in fields(value):
+                        if field == 1 and isinstance(v, int):
+                            self.num_shards = v
+                        elif field == 2 and isinstance(v, int):
+                            self.endianness = v
+                else:
+                    self.entries[key.decode("utf-8", "replace")] = _parse_entry(value)
+        except Corrupt as e:
+            raise ValueError(f"{index_path!r} is not a valid TensorFlow V2 checkpoint index: {e}") from None
+        self._shards: Dict[int, bytes] = {}
+
+    def dtype(self, name: str) -> Optional[np.dtype]:
+        """The variable's NumPy dtype, or None for one this reader does not decode (strings, ...)."""
+        code = self.entries[name].dtype
+        return np.dtype(DTYPES[code]) if code in DTYPES else None
+
+    def read(self, names: List[str]) -> Dict[str, np.ndarray]:
+        """``{name: fresh ndarray}`` for these variables (names known to be in the index)."""
+        return {name: self._read_one(name) for name in names}
+
+    def _read_one(self, name: str) -> np.ndarray:
+        base, index_path, entry = self.prefix, self.index_path, self.entries[name]
+        where = f"variable {name!r} of checkpoint {base!r}"
+        if entry.sliced:
+            raise ValueError(f"{where} is a partitioned (sliced) variable; not supported")
+        code = entry.dtype
+        if code not in DTYPES:
+            raise ValueError(f"{where} has dtype {DTYPE_NAMES.get(code, code)}, which this reader does not decode")
+        dtype = np.dtype(DTYPES[code]).newbyteorder(">" if self.endianness == 1 else "<")
+        shape, shard_id, offset, size = entry.shape, entry.shard_id, entry.offset, entry.size
+        count = int(np.prod(shape, dtype=np.int64))
+        if min(shape, default=0) < 0 or count * dtype.itemsize != size or not 0 <= shard_id < self.num_shards:
+            raise ValueError(f"{where}: inconsistent index entry (shape {shape}, {dtype}, {size} bytes, "
+                             f"shard {shard_id} of {self.num_shards}) in {index_path!r}")
+        shard_path = f"{base}.data-{shard_id:05d}-of-{self.num_shards:05d}"
+        if shard_id not in self._shards:
+            try:
+                with open(shard_path, "rb") as f:
+                    self._shards[shard_id] = f.read()
+            except OSError as err:
+                raise ValueError(f"cannot read checkpoint data shard {shard_path!r}: {err.strerror or err}") from None
+        blob = self._shards[shard_id]
+        if offset + size > len(blob):
+            raise ValueError(f"{shard_path!r} is truncated: {where} needs bytes {offset}..{offset + size}, "
+                             f"the file has {len(blob)}")
+        raw = memoryview(blob)[offset:offset + size]
+        if entry.crc32c is not None and crc32c(raw) != _unmask(entry.crc32c):
+            raise ValueError(f"{shard_path!r} is corrupted: checksum mismatch for {where}")
+        return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(shape)
 
 
 def load_tf_checkpoint(prefix: PathLike, names: Optional[List[str]] = None) -> Dict[str, np.ndarray]:
@@ -319,8 +366,10 @@ def load_tf_checkpoint(prefix: PathLike, names: Optional[List[str]] = None) -> D
     ----------
     prefix : str or path-like
         The checkpoint prefix as given to / returned by ``tf.train.Saver.save``
-        (``/path/model.ckpt-1000``), or its ``.index`` file, a data shard, or a
-        directory holding a ``checkpoint`` state file.
+        (``/path/model.ckpt-1000``), or its ``.index`` file, a data shard, its
+        ``.meta`` file, a directory holding a ``checkpoint`` state file, or a
+        SavedModel directory (its ``variables/variables`` checkpoint; in a TF1
+        SavedModel the keys are the variable names).
     names : list of str, optional
         Read only these variables (default: all).  A name that is not in the
         checkpoint is a ``KeyError``.
@@ -329,7 +378,8 @@ def load_tf_checkpoint(prefix: PathLike, names: Optional[List[str]] = None) -> D
     -------
     dict of str -> ndarray
         Variable names as TensorFlow saved them (``rnn/basic_lstm_cell/kernel``,
-        ``global_step``, ...), each a fresh array of the saved dtype and shape.
+        ``global_step``, ``rnn/basic_lstm_cell/kernel/Adam``, ...), each a fresh
+        array of the saved dtype and shape.
 
     Raises
     ------
@@ -339,58 +389,9 @@ def load_tf_checkpoint(prefix: PathLike, names: Optional[List[str]] = None) -> D
         decode (strings, bfloat16, partitioned variables); the message names
         the file (and the variable).
     """
-    base = checkpoint_prefix(prefix)
-    index_path = base + ".index"
-    try:
-        with open(index_path, "rb") as f:
-            index = f.read()
-    except OSError as e:
-        raise ValueError(f"cannot read TensorFlow checkpoint index {index_path!r}: {e.strerror or e}") from None
-    try:
-        header: Dict[str, int] = {"num_shards": 1, "endianness": 0}
-        entries: Dict[str, _Entry] = {}
-        for key, value in _table_items(index):
-            if key == b"":
-                for field, _, v in _proto_fields(value):
-                    if field in (1, 2) and isinstance(v, int):
-                        header["num_shards" if field == 1 else "endianness"] = v
-            else:
-                entries[key.decode("utf-8", "replace")] = _parse_entry(value)
-    except _Corrupt as e:
-        raise ValueError(f"{index_path!r} is not a valid TensorFlow V2 checkpoint index: {e}") from None
-    wanted = list(entries) if names is None else list(names)
+    bundle = _Bundle(prefix)
+    wanted = list(bundle.entries) if names is None else list(names)
     for name in wanted:
-        if name not in entries:
-            raise KeyError(f"{name!r} is not in checkpoint {base!r}; it holds {sorted(entries)}")
-    shards: Dict[int, bytes] = {}
-    result = {}
-    for name in wanted:
-        entry = entries[name]
-        where = f"variable {name!r} of checkpoint {base!r}"
-        if entry.sliced:
-            raise ValueError(f"{where} is a partitioned (sliced) variable; not supported")
-        code = entry.dtype
-        if code not in _DTYPES:
-            raise ValueError(f"{where} has dtype {_DTYPE_NAMES.get(code, code)}, which this reader does not decode")
-        dtype = np.dtype(_DTYPES[code]).newbyteorder(">" if header["endianness"] == 1 else "<")
-        shape, shard_id, offset, size = entry.shape, entry.shard_id, entry.offset, entry.size
-        count = int(np.prod(shape, dtype=np.int64))
-        if min(shape, default=0) < 0 or count * dtype.itemsize != size or not 0 <= shard_id < header["num_shards"]:
-            raise ValueError(f"{where}: inconsistent index entry (shape {shape}, {dtype}, {size} bytes, "
-                             f"shard {shard_id} of {header['num_shards']}) in {index_path!r}")
-        shard_path = f"{base}.data-{shard_id:05d}-of-{header['num_shards']:05d}"
-        if shard_id not in shards:
-            try:
-                with open(shard_path, "rb") as f:
-                    shards[shard_id] = f.read()
-            except OSError as err:
-                raise ValueError(f"cannot read checkpoint data shard {shard_path!r}: {err.strerror or err}") from None
-        blob = shards[shard_id]
-        if offset + size > len(blob):
-            raise ValueError(f"{shard_path!r} is truncated: {where} needs bytes {offset}..{offset + size}, "
-                             f"the file has {len(blob)}")
-        raw = memoryview(blob)[offset:offset + size]
-        if entry.crc32c is not None and crc32c(raw) != _unmask(entry.crc32c):
-            raise ValueError(f"{shard_path!r} is corrupted: checksum mismatch for {where}")
-        result[name] = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(shape)
-    return result
+        if name not in bundle.entries:
+            raise KeyError(f"{name!r} is not in checkpoint {bundle.prefix!r}; it holds {sorted(bundle.entries)}")
+    return bundle.read(wanted)
