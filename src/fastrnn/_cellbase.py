@@ -85,12 +85,14 @@ class _BuiltinCell(RNNCell):
     def _ensure_built(self, depth: int, dtype: np.dtype, name: str = "inputs") -> None:
         raise NotImplementedError
 
-    def _step(self, x: np.ndarray, state: Any) -> Tuple[np.ndarray, Any]:
+    def _step(self, x: np.ndarray, state: Any, precision: Optional[str] = None) -> Tuple[np.ndarray, Any]:
         """One time step on validated arguments: ``x`` C-contiguous ``[batch, depth]`` in the
-        weights' dtype, ``state`` a fresh copy in the cell's structure."""
+        weights' dtype, ``state`` a fresh copy in the cell's structure, ``precision`` None or
+        ``"bfloat16"`` (then passed by keyword; a subclass's own ``_step`` never gets it)."""
         raise NotImplementedError
 
-    def __call__(self, inputs: Any, state: Any, scope: Any = None) -> Tuple[np.ndarray, Any]:
+    def __call__(self, inputs: Any, state: Any, scope: Any = None, *,
+                 precision: Optional[str] = None) -> Tuple[np.ndarray, Any]:
         """Run one time step.
 
         Parameters
@@ -102,6 +104,8 @@ class _BuiltinCell(RNNCell):
             In the structure of ``state_size``, each ``[batch, size]``.
         scope
             Accepted for TensorFlow compatibility; no effect.
+        precision : None or "bfloat16", keyword-only
+            As for :func:`fastrnn.dynamic_rnn`.
 
         Returns
         -------
@@ -109,9 +113,12 @@ class _BuiltinCell(RNNCell):
         new_state : nested ndarrays
         """
         x = _v.step_inputs(inputs, None)
+        prec = _v.precision(precision, x.dtype)
+        check_precision(self, prec)
         self._ensure_built(x.shape[1], x.dtype)
         st = _v.state(state, self.state_size, x.shape[0], x.dtype, "state")
-        return self._step(_v.c_array(x, x.dtype), st)
+        x = _v.c_array(x, x.dtype)
+        return self._step(x, st) if prec is None else self._step(x, st, precision=prec)
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
@@ -663,6 +670,22 @@ class MultiRNNCellBase(_BuiltinCell):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._cells!r}, state_is_tuple={self._state_is_tuple})"
+
+
+# The modules whose cells' steps are this package's own: the product's and the oracle's.
+BUILTIN_MODULES = ("fastrnn._cells", "fastrnn.reference")
+
+
+def check_precision(cell: Any, precision: Optional[str], name: str = "cell") -> None:
+    """Reduced precision is the built-in cells' arithmetic: refuse it, before anything runs, for a
+    cell (or a layer of a stack) that runs its own step."""
+    if precision is None:
+        return
+    layers = cell._cells if isinstance(cell, MultiRNNCellBase) else []
+    builtin = isinstance(cell, (LayerCell, MultiRNNCellBase)) and is_builtin_step(cell, BUILTIN_MODULES)
+    _v.check_precision_cell(cell, builtin, precision, name)
+    for i, layer in enumerate(layers):
+        check_precision(layer, precision, f"{name}.cells[{i}]")
 
 
 def is_builtin_step(cell: Any, modules: Sequence[str]) -> bool:

@@ -12,27 +12,37 @@ loop of the drivers.
 """
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from . import _cellbase as _base
 from . import _compiled
+from . import _validate as _v
 from . import reference as _ref
 
 
 class _CompiledStep:
-    def _step(self, x: np.ndarray, state: Any) -> Tuple[np.ndarray, Any]:
-        result = _compiled.step(self, x, state)
+    def _step(self, x: np.ndarray, state: Any, precision: Optional[str] = None) -> Tuple[np.ndarray, Any]:
+        result = _compiled.step(self, x, state, precision)
         if result is not None:
             return result
         if isinstance(self, _base.MultiRNNCellBase):  # a layer without a kernel: one call per layer
             new_states = []
             for layer, st in zip(self._cells, self._layer_states(state)):
-                x, st = layer(x, st)
+                x, st = call_cell(layer, x, st, precision)
                 new_states.append(st)
             return x, self._join_layer_states(new_states)
-        return _ref._textbook_step(self, x, state)
+        return _ref._textbook_step(self, x, state, precision)
+
+
+def call_cell(cell: Any, x: np.ndarray, state: Any, precision: Optional[str]) -> Tuple[np.ndarray, Any]:
+    """``cell(x, state)``, passing ``precision`` to a built-in cell (any other cell cannot honour it:
+    an error when it is given)."""
+    if precision is None:
+        return cell(x, state)  # type: ignore[no-any-return]
+    _v.check_precision_cell(cell, isinstance(cell, (_base.LayerCell, _base.MultiRNNCellBase)), precision)
+    return cell(x, state, precision=precision)  # type: ignore[no-any-return]
 
 
 class BasicRNNCell(_CompiledStep, _base.BasicRNNCellBase):

@@ -32,8 +32,7 @@ else:
         raise ValueError(f"{_options.ENVIRONMENT['isa']}={_isa!r}: this CPU (or this build) cannot run it; "
                          f"available: {', '.join(_kernels.available_isas())}")
 
-# the modules whose cells' steps are the package's own (the dispatch's test, see _cellbase)
-BUILTIN_MODULES = ("fastrnn._cells", "fastrnn.reference")
+BUILTIN_MODULES = _base.BUILTIN_MODULES  # whose cells' steps are the package's own
 
 
 def require_kernels() -> Any:
@@ -138,6 +137,8 @@ def run_sequence(cell: Any, cell_layers: List[Tuple[Any, Any]], run: Run,
                  reverse: bool = False) -> Tuple[np.ndarray, Any]:
     """Run ``cell_layers`` (from :func:`layers`) over ``run``; returns ``(outputs, final_state)``."""
     k = require_kernels()
+    if run.precision is not None:
+        raise NotImplementedError("precision='bfloat16' on the compiled path: not built yet")
     opts = kernel_options()
     multi = isinstance(cell, _base.MultiRNNCellBase)
     states = cell._layer_states(run.state) if multi else [run.state]
@@ -150,12 +151,12 @@ def run_sequence(cell: Any, cell_layers: List[Tuple[Any, Any]], run: Run,
     return x, (cell._join_layer_states(finals) if multi else finals[0])
 
 
-def step(cell: Any, x: np.ndarray, state: Any) -> Optional[Tuple[np.ndarray, Any]]:
+def step(cell: Any, x: np.ndarray, state: Any, precision: Optional[str] = None) -> Optional[Tuple[np.ndarray, Any]]:
     """The built-in step of ``cell`` on the kernels (a 1-step sequence), or None when the cell
     cannot run on them (an activation without a kernel)."""
     cell_layers = layers(cell, any_step=True)
     if cell_layers is None:
         return None
-    run = Run(x[None], None, state, x.dtype, True, x.shape[0], 1)
+    run = Run(x[None], None, state, x.dtype, True, x.shape[0], 1, precision)
     out, new_state = run_sequence(cell, cell_layers, run)
     return out[0], new_state

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validate as _v
+from ._cellbase import check_precision
 
 Runner = Callable[[Any, _v.Run, bool], Tuple[np.ndarray, Any]]
 
@@ -37,8 +38,8 @@ class Drivers:
 
     def dynamic_rnn(self, cell: Any, inputs: ArrayLike, sequence_length: Optional[ArrayLike] = None,
                     initial_state: Any = None, dtype: Optional[DTypeLike] = None, parallel_iterations: Optional[int] = None,
-                    swap_memory: bool = False, time_major: bool = False,
-                    scope: Any = None) -> Tuple[np.ndarray, Any]:
+                    swap_memory: bool = False, time_major: bool = False, scope: Any = None, *,
+                    precision: Optional[str] = None) -> Tuple[np.ndarray, Any]:
         """Run ``cell`` over a whole batch of sequences (``tf.nn.dynamic_rnn``).
 
         Parameters
@@ -60,6 +61,10 @@ class Drivers:
             Accepted for TensorFlow compatibility; they have no effect.
         time_major : bool
             Layout of ``inputs`` and ``outputs``.
+        precision : None or "bfloat16", keyword-only
+            ``None``: the dtype's own arithmetic.  ``"bfloat16"`` (float32 arrays only): the
+            weights and every product's operands rounded to bfloat16, products accumulated
+            in float32, gates and state in float32 (see the README, "bfloat16").
 
         Returns
         -------
@@ -68,12 +73,13 @@ class Drivers:
         state : nested ndarrays
             The final state, in the structure of ``cell.state_size``.
         """
-        run = _v.prepare(cell, inputs, sequence_length, initial_state, dtype, time_major)
+        run = _v.prepare(cell, inputs, sequence_length, initial_state, dtype, time_major, reduced=precision)
+        check_precision(cell, run.precision)
         return self._runner(cell, run, False)
 
     def static_rnn(self, cell: Any, inputs: Sequence[ArrayLike], initial_state: Any = None,
                    dtype: Optional[DTypeLike] = None, sequence_length: Optional[ArrayLike] = None,
-                   scope: Any = None) -> Tuple[List[np.ndarray], Any]:
+                   scope: Any = None, *, precision: Optional[str] = None) -> Tuple[List[np.ndarray], Any]:
         """Run ``cell`` over a list of per-step inputs (``tf.nn.static_rnn``).
 
         Parameters
@@ -81,7 +87,7 @@ class Drivers:
         cell : RNNCell
         inputs : list of array_like
             A non-empty list of ``[batch, depth]`` arrays, one per time step.
-        initial_state, dtype, sequence_length
+        initial_state, dtype, sequence_length, precision
             As in :func:`dynamic_rnn`.
         scope
             Accepted for TensorFlow compatibility; no effect.
@@ -94,30 +100,34 @@ class Drivers:
             The final state.
         """
         x = _v.static_inputs(inputs)
-        run = _v.prepare(cell, x, sequence_length, initial_state, dtype, True)
+        run = _v.prepare(cell, x, sequence_length, initial_state, dtype, True, reduced=precision)
+        check_precision(cell, run.precision)
         out, state = self._runner(cell, run, False)
         return list(out), state
 
     def _both(self, cell_fw: Any, cell_bw: Any, x: Any, sequence_length: Any, init_fw: Any, init_bw: Any,
-              dtype: Any, time_major: bool) -> Tuple[Tuple[np.ndarray, Any], Tuple[np.ndarray, Any]]:
+              dtype: Any, time_major: bool, precision: Optional[str]
+              ) -> Tuple[Tuple[np.ndarray, Any], Tuple[np.ndarray, Any]]:
         run_fw = _v.prepare(cell_fw, x, sequence_length, init_fw, dtype, time_major,
-                            state_name="initial_state_fw")
+                            state_name="initial_state_fw", reduced=precision)
         run_bw = _v.prepare(cell_bw, x, sequence_length, init_bw, dtype, time_major,
-                            state_name="initial_state_bw")
+                            state_name="initial_state_bw", reduced=precision)
+        check_precision(cell_fw, run_fw.precision, "cell_fw")
+        check_precision(cell_bw, run_bw.precision, "cell_bw")
         return self._runner(cell_fw, run_fw, False), self._runner(cell_bw, run_bw, True)
 
     def bidirectional_dynamic_rnn(self, cell_fw: Any, cell_bw: Any, inputs: ArrayLike,
                                   sequence_length: Optional[ArrayLike] = None, initial_state_fw: Any = None,
                                   initial_state_bw: Any = None, dtype: Optional[DTypeLike] = None,
                                   parallel_iterations: Optional[int] = None, swap_memory: bool = False,
-                                  time_major: bool = False, scope: Any = None
+                                  time_major: bool = False, scope: Any = None, *, precision: Optional[str] = None
                                   ) -> Tuple[Tuple[np.ndarray, np.ndarray], Tuple[Any, Any]]:
         """Forward and backward RNN over the same inputs (``tf.nn.bidirectional_dynamic_rnn``).
 
         The backward cell reads each row reversed *within its own length* (TF's
         ``reverse_sequence``) and its outputs are reversed back, so
-        ``output_bw[b, t]`` lines up with ``t``.  Arguments as in :func:`dynamic_rnn`,
-        one cell and one initial state per direction.
+        ``output_bw[b, t]`` lines up with ``t``.  Arguments as in :func:`dynamic_rnn`
+        (``precision`` too), one cell and one initial state per direction.
 
         Returns
         -------
@@ -127,15 +137,19 @@ class Drivers:
             The final states of the two directions.
         """
         x = _v.float_array(inputs, "inputs")
-        (out_fw, st_fw), (out_bw, st_bw) = self._both(cell_fw, cell_bw, x, sequence_length,
-                                                      initial_state_fw, initial_state_bw, dtype, time_major)
+        (out_fw, st_fw), (out_bw, st_bw) = self._both(cell_fw, cell_bw, x, sequence_length, initial_state_fw,
+                                                      initial_state_bw, dtype, time_major, precision)
         return (out_fw, out_bw), (st_fw, st_bw)
 
     def static_bidirectional_rnn(self, cell_fw: Any, cell_bw: Any, inputs: Sequence[ArrayLike],
                                  initial_state_fw: Any = None, initial_state_bw: Any = None,
                                  dtype: Optional[DTypeLike] = None, sequence_length: Optional[ArrayLike] = None,
-                                 scope: Any = None) -> Tuple[List[np.ndarray], Any, Any]:
+                                 scope: Any = None, *, precision: Optional[str] = None
+                                 ) -> Tuple[List[np.ndarray], Any, Any]:
         """Bidirectional RNN over a list of per-step inputs (``tf.nn.static_bidirectional_rnn``).
+
+        Arguments as in :func:`static_rnn` (``precision`` too), one cell and one initial
+        state per direction.
 
         Returns
         -------
@@ -145,6 +159,6 @@ class Drivers:
             The final states of the two directions.
         """
         x = _v.static_inputs(inputs)
-        (out_fw, st_fw), (out_bw, st_bw) = self._both(cell_fw, cell_bw, x, sequence_length,
-                                                      initial_state_fw, initial_state_bw, dtype, True)
+        (out_fw, st_fw), (out_bw, st_bw) = self._both(cell_fw, cell_bw, x, sequence_length, initial_state_fw,
+                                                      initial_state_bw, dtype, True, precision)
         return list(np.concatenate([out_fw, out_bw], axis=-1)), st_fw, st_bw

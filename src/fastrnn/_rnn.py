@@ -13,12 +13,9 @@ import numpy as np
 
 from . import _compiled
 from . import reference as _ref
+from ._cells import call_cell
 from ._drivers import Drivers
 from ._validate import Run
-
-
-def _call(cell: Any, x: np.ndarray, state: Any) -> Tuple[np.ndarray, Any]:
-    return cell(x, state)  # type: ignore[no-any-return]
 
 
 def run(cell: Any, run: Run, reverse: bool = False) -> Tuple[np.ndarray, Any]:
@@ -26,7 +23,7 @@ def run(cell: Any, run: Run, reverse: bool = False) -> Tuple[np.ndarray, Any]:
     cell's own ``__call__`` (whose built-in layers, if any, still run compiled)."""
     cell_layers = _compiled.layers(cell)
     if cell_layers is None:
-        return _ref.run_generic(cell, run, reverse, step=_call)
+        return _ref.run_generic(cell, run, reverse, step=call_cell)
     return _compiled.run_sequence(cell, cell_layers, run, reverse)
 
 

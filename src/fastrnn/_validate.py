@@ -238,6 +238,30 @@ class Run(NamedTuple):
     time_major: bool
     batch: int
     time: int
+    precision: Optional[str] = None  # None (the dtype's own arithmetic) or "bfloat16"
+
+
+PRECISIONS = ("bfloat16",)
+
+
+def precision(value: Any, dtype: np.dtype, name: str = "precision") -> Optional[str]:
+    """``None`` (exact float32/float64 arithmetic) or ``"bfloat16"`` (float32 arrays only)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in PRECISIONS:
+        raise ValueError(f"{name}: expected None or 'bfloat16', got {value!r}")
+    if dtype != np.float32:
+        raise ValueError(f"{name}: 'bfloat16' computes from float32 arrays (float32 in and out), but this call "
+                         f"computes in {dtype}; pass dtype=np.float32 (or float32 inputs), or precision=None")
+    return value
+
+
+def check_precision_cell(cell: Any, builtin: bool, value: Optional[str], name: str = "cell") -> None:
+    """Reduced precision is the built-in cells' arithmetic: another cell cannot honour it."""
+    if value is not None and not builtin:
+        raise ValueError(f"precision={value!r}: {name} ({type(cell).__name__}) runs its own step, which only "
+                         "the built-in cells (and MultiRNNCells of them) can run in reduced precision; "
+                         "pass precision=None")
 
 
 def ensure_built(cell: Any, depth: int, dtype: np.dtype, name: str = "inputs") -> None:
@@ -256,8 +280,9 @@ def _exact_zero_state(cell: Any) -> bool:
 
 
 def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any,
-            time_major: bool, name: str = "inputs", state_name: str = "initial_state") -> Run:
-    """Validate the arguments of a dynamic driver."""
+            time_major: bool, name: str = "inputs", state_name: str = "initial_state",
+            reduced: Any = None) -> Run:
+    """Validate the arguments of a dynamic driver (``reduced``: its ``precision``)."""
     check_cell(cell, "cell")
     time_major = flag(time_major, "time_major")
     x = float_array(inputs, name)
@@ -269,6 +294,7 @@ def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any
     if x.shape[0] * x.shape[1] > MAX_ROWS:
         raise ValueError(f"{name}: expected at most {MAX_ROWS} rows (batch * time), got shape {x.shape}")
     d = compute_dtype(dtype, x.dtype)
+    prec = precision(reduced, d)
     x = c_array(x, d)
     time, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
     lens = sequence_length(lengths, batch, time)
@@ -279,7 +305,7 @@ def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any
             st = state(st, cell.state_size, batch, d, "cell.zero_state()")
     else:
         st = state(initial_state, cell.state_size, batch, d, state_name)
-    return Run(x, lens, st, d, time_major, batch, time)
+    return Run(x, lens, st, d, time_major, batch, time, prec)
 
 
 def static_inputs(inputs: Any, name: str = "inputs") -> np.ndarray:
