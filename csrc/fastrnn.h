@@ -97,6 +97,7 @@ typedef struct fr_options {
     int schedule;         /* fr_schedule */
     int gemm;             /* fr_gemm */
     int nthreads;         /* threads the call may use, >= 1 (at most 64 are used) */
+    int tile_rows;        /* rows of the largest register tile, 0 = the ISA's (tests force each) */
     const fr_blas *blas;  /* FR_GEMM_BLAS only */
 } fr_options;
 
@@ -172,8 +173,9 @@ size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq, const fr_opti
 int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options *options,
                      void *work, size_t work_size);
 
-/* Bytes fr_pack_weights needs for this layer (0 if the layer is invalid). */
-size_t fr_packed_size(const fr_layer *layer);
+/* Bytes fr_pack_weights needs for this layer on the instruction set `options` selects
+ * (0 if the layer is invalid or the ISA unavailable). */
+size_t fr_packed_size(const fr_layer *layer, const fr_options *options);
 
 /* Pack the layer's weights for the packed GEMM of the instruction set that `options`
  * selects into `packed` (at least fr_packed_size bytes); then set layer->packed to

@@ -58,32 +58,58 @@ void fr_gemm_rm_f64(const fr_blas *blas, int M, int N, int K, double alpha,
                     const double *A, int lda, const double *B, int ldb, double beta,
                     double *C, int ldc);
 
-/* The weight matrices of a layer, in the order of fr_plan.off_pack, each packed
- * whole (all its rows: inputs first, then the recurrent state), so that one packed
- * copy serves the input half, the recurrent half and the fused product of both:
- *   FR_MAT_XH    kernel [depth+proj, G*units], as G gate blocks of `units` columns
- *   FR_MAT_C     GRU candidate/kernel [depth+units, units] (absent otherwise)
+/* The weight matrices of a layer, each packed whole in panels (fr_tile_impl.h) so that
+ * one packed copy serves the input rows, the recurrent rows and the fused product of
+ * both (rows: inputs first, then the recurrent state):
+ *   FR_MAT_XH    the step's main product: LSTM kernel [depth+proj] x (i, j, f, o);
+ *                RNN kernel (1 block); TF1 GRU gates/kernel (r, u); reset-after GRU
+ *                gates/kernel and candidate/kernel side by side (r, u, c: its x rows
+ *                give x.Wc_x, its h rows h.Wc_h)
+ *   FR_MAT_C     TF1 GRU candidate/kernel [depth+units] (absent otherwise)
  *   FR_MAT_PROJ  LSTM projection/kernel [units, proj] (absent without num_proj) */
 enum fr_mat_index { FR_MAT_XH, FR_MAT_C, FR_MAT_PROJ, FR_NMATS };
 
-/* Packed matrices are padded to a multiple of this many bytes of columns, which
- * every ISA's panel width (2 SIMD vectors, at most 2 x 64 bytes) divides. */
-#define FR_PACK_ALIGN_BYTES 128
+/* A weight matrix as G gate blocks of `units` columns each (gate g's column u is
+ * src[g][k * ld[g] + u], in the layer's dtype), and its panel layout for vectors of
+ * `vl` elements: each panel holds, for every row k, all G gates of `ubp` blocks of vl
+ * units side by side (pw = G * ubp * vl elements), so one register tile of a panel
+ * ends with every gate of its units and the cell's update can follow at once.
+ * units == 0: absent. */
+typedef struct fr_mat_layout {
+    ptrdiff_t K, G, units;
+    ptrdiff_t ubp, pw, np; /* unit blocks per panel, panel width, panels */
+    size_t bytes;          /* packed size: np * K * pw elements */
+    const void *src[4];
+    ptrdiff_t ld[4];
+} fr_mat_layout;
+
+/* The layouts of layer L's matrices for vectors of `vl` elements; returns 1, or 0 when
+ * a size overflows. */
+int fr_mat_layouts(const fr_layer *L, ptrdiff_t vl, fr_mat_layout m[FR_NMATS]);
+
+/* SIMD register bytes of an instruction set (fr_isa): 16, 32 or 64. */
+int fr_isa_vbytes(int isa);
 
 /* Byte offsets of the workspace sub-buffers, relative to the aligned base. */
 typedef struct fr_plan {
-    ptrdiff_t G;   /* column blocks of `kernel`: 1 RNN, 4 LSTM, 2 GRU */
-    ptrdiff_t GX;  /* width of an xproj row */
+    fr_mat_layout mats[FR_NMATS];
+    ptrdiff_t xw;  /* width of an xproj row (hoisted mode): XH's panels, then C's */
     int has_proj;  /* LSTM with proj_kernel */
     /* Input projection: hoisted (0) = one GEMM over all steps into xproj before the
      * recurrence; fused (1) = inside each step, as one product [x_t | h] . kernel.
      * In fused mode the h buffers hold rows [x_t | h] (hld = depth + proj columns,
-     * h at column hoff = depth) and there is no xproj; hoisted: hld = proj, hoff = 0. */
+     * h at column hoff = depth) and there is no xproj; hoisted: hld = proj, hoff = 0.
+     * The reset-after GRU always runs hoisted (its candidate keeps x.Wc_x and h.Wc_h
+     * apart). */
     int fused;
     ptrdiff_t hld, hoff;
+    ptrdiff_t rld;  /* row width of rh: TF1 GRU [x_t | r*h] (fused) or [r*h] (hoisted) */
     int schedule;  /* fr_schedule: how threads share the recurrence (fr_forward_task) */
-    size_t off_perm, off_slen, off_count, off_pchunk, off_xproj, off_h, off_h2, off_c, off_zbuf,
-        off_mbuf, off_rh, off_cand;
+    int tile_rows;       /* fr_options.tile_rows: the largest register tile's rows (0: the ISA's) */
+    ptrdiff_t prefetch;  /* the tiles' prefetch distance in panel rows (0: none): per CPU */
+    ptrdiff_t rows_from; /* automatic schedule: rows split from this many rows per thread (0: never) */
+    size_t off_perm, off_slen, off_count, off_pchunk, off_xproj, off_h, off_h2, off_c, off_ubuf,
+        off_mbuf, off_rh;
     size_t off_pack[FR_NMATS]; /* packed weight matrices, see fr_mat_index */
     const char *prepacked;     /* layer->packed when usable by this call's ISA, else NULL */
     size_t pre_off[FR_NMATS];  /* ... and its matrices' offsets */
@@ -91,7 +117,7 @@ typedef struct fr_plan {
 } fr_plan;
 
 /* A buffer of fr_pack_weights: this header, then the matrices (fr_pack_layout). */
-#define FR_PACK_MAGIC 0x32304b4341505246ull /* "FRPACK02" */
+#define FR_PACK_MAGIC 0x33304b4341505246ull /* "FRPACK03": gate-interleaved panels */
 #define FR_PACK_HEADER 128
 typedef struct fr_pack_header {
     uint64_t magic;
@@ -110,8 +136,8 @@ typedef struct fr_pack_header {
                                 const fr_plan *);                                       \
     void fr_apply_activation_##isa##_f32(float *, ptrdiff_t, int);                      \
     void fr_apply_activation_##isa##_f64(double *, ptrdiff_t, int);                     \
-    void fr_pack_weights_##isa##_f32(const fr_layer *, int has_proj, char *, const size_t *); \
-    void fr_pack_weights_##isa##_f64(const fr_layer *, int has_proj, char *, const size_t *);
+    void fr_pack_weights_##isa##_f32(const fr_mat_layout *, char *, const size_t *); \
+    void fr_pack_weights_##isa##_f64(const fr_mat_layout *, char *, const size_t *);
 FR_FORWARD_DECL(generic)
 FR_FORWARD_DECL(avx2)
 FR_FORWARD_DECL(avx512)
@@ -162,6 +188,11 @@ void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_
  * raised meanwhile.  Elsewhere both do nothing. */
 unsigned fr_fp_flush_denormals(void);
 void fr_fp_restore(unsigned saved);
+
+/* Per-CPU choices of the kernels for resolved ISA `isa` and a layer whose packed weights
+ * take `weight_bytes`: the tiles' prefetch distance and the rows per thread from which the
+ * row-split schedule pays (fr_kernels.c; measured, see there). */
+void fr_tuning(int isa, size_t weight_bytes, ptrdiff_t *prefetch, ptrdiff_t *rows_from);
 
 /* CPU feature checks (x86 only; 0 elsewhere). */
 int fr_cpu_has_avx2(void);

@@ -70,6 +70,14 @@ def schedule(request: Any) -> Iterator[str]:
         fastrnn.set_num_threads(0)
 
 
+@pytest.fixture(params=[1, 2, 3, 4, 5, 6, 8])
+def tile_rows(request: Any) -> Iterator[int]:
+    """Run the test once per height of the packed GEMM's largest register tile (rows a tile
+    takes at most; heights above what the instruction set's registers hold are capped)."""
+    with _options.override(tile_rows=request.param):
+        yield request.param
+
+
 @pytest.fixture(params=["blas", "portable"])
 def other_gemm(request: Any) -> Iterator[str]:
     """Run the test on SciPy's BLAS and on the portable C GEMM instead of the packed GEMM

@@ -18,8 +18,8 @@
  * (e) weights packed by fr_pack_weights: used when they match the layer and ISA,
  *     ignored (never misread) when they belong to another layer or ISA.
  * The library reads no environment; this harness does, to choose the fr_options of
- * every call: FASTRNN_ISA, FASTRNN_XPROJ, FASTRNN_SCHEDULE, FASTRNN_NUM_THREADS
- * (.ci/run runs it under each).
+ * every call: FASTRNN_ISA, FASTRNN_XPROJ, FASTRNN_SCHEDULE, FASTRNN_NUM_THREADS,
+ * FASTRNN_TILE_ROWS (.ci/run runs it under each).
  *
  * Every output and workspace buffer is malloc'ed at its exact size, so an
  * ASan build catches any out-of-bounds write.  Last line: "N passed, N failed";
@@ -239,18 +239,21 @@ static void options_from_env(void)
     static const char *const xproj[] = {"auto", "hoisted", "fused"};
     static const char *const sched[] = {"auto", "columns", "rows"};
     const char *threads = getenv("FASTRNN_NUM_THREADS");
+    const char *tile = getenv("FASTRNN_TILE_ROWS");
     fr_options_default(&g_opt);
     g_opt.isa = env_choice("FASTRNN_ISA", isas, 4, FR_ISA_AUTO);
     g_opt.xproj = env_choice("FASTRNN_XPROJ", xproj, 3, FR_XPROJ_AUTO);
     g_opt.schedule = env_choice("FASTRNN_SCHEDULE", sched, 3, FR_SCHED_AUTO);
     if (threads && threads[0])
         g_opt.nthreads = atoi(threads);
+    if (tile && tile[0])
+        g_opt.tile_rows = atoi(tile);
     if (fr_isa_resolve(g_opt.isa) < 0 || g_opt.nthreads < 1) {
         fprintf(stderr, "FASTRNN_ISA / FASTRNN_NUM_THREADS: not available or invalid here\n");
         exit(2);
     }
-    printf("options: isa %s (%s), xproj %d, schedule %d, threads %d\n", fr_isa_name(g_opt.isa),
-           fr_isa_name(fr_isa_resolve(g_opt.isa)), g_opt.xproj, g_opt.schedule, g_opt.nthreads);
+    printf("options: isa %s (%s), xproj %d, schedule %d, threads %d, tile rows %d\n", fr_isa_name(g_opt.isa),
+           fr_isa_name(fr_isa_resolve(g_opt.isa)), g_opt.xproj, g_opt.schedule, g_opt.nthreads, g_opt.tile_rows);
 }
 
 /* ------------------------------------------------------------ (a) GEMM tests */
@@ -854,6 +857,8 @@ static void test_args(void)
     EXPECT_ARG_NOWS("gemm 3", O.gemm = 3, (void)0);
     EXPECT_ARG_NOWS("BLAS gemm without a table", (O.gemm = FR_GEMM_BLAS, O.blas = NULL), (void)0);
     EXPECT_ARG_NOWS("0 threads", O.nthreads = 0, (void)0);
+    EXPECT_ARG_NOWS("tile rows 9", O.tile_rows = 9, (void)0);
+    EXPECT_ARG_NOWS("tile rows -1", O.tile_rows = -1, (void)0);
     CHECK(fr_isa_resolve(FR_ISA_AUTO) >= FR_ISA_GENERIC && fr_isa_resolve(FR_ISA_GENERIC) == FR_ISA_GENERIC &&
               fr_isa_resolve(9) == -FR_ERR_ARG && fr_isa_name(9) == NULL &&
               strcmp(fr_isa_name(FR_ISA_AVX512), "avx512") == 0,
@@ -861,12 +866,19 @@ static void test_args(void)
     {   /* an instruction set this CPU or build lacks is refused, never replaced */
         int isa;
         for (isa = FR_ISA_GENERIC; isa <= FR_ISA_AVX512; ++isa) {
+            const int have = fr_isa_resolve(isa) == isa;
+            size_t wsi;
+            void *wi;
             L = L0;
             S = S0;
             O = g_opt;
             O.isa = isa;
-            CHECK(fr_layer_forward(&L, &S, &O, work, ws) == (fr_isa_resolve(isa) == isa ? FR_OK : FR_ERR_ISA),
+            wsi = fr_workspace_size(&L, &S, &O); /* panel widths, so sizes, follow the ISA */
+            CHECK((wsi > 0) == have, "isa %s: workspace size %zu", fr_isa_name(isa), wsi);
+            wi = xmalloc(wsi > 0 ? wsi : ws);
+            CHECK(fr_layer_forward(&L, &S, &O, wi, wsi > 0 ? wsi : ws) == (have ? FR_OK : FR_ERR_ISA),
                   "isa %s: status", fr_isa_name(isa));
+            free(wi);
         }
     }
     CHECK(fr_cell_gates(FR_CELL_RNN) == 1 && fr_cell_gates(FR_CELL_LSTM) == 4 && fr_cell_gates(FR_CELL_GRU) == 2 &&
@@ -1054,8 +1066,8 @@ static void test_packed(void)
     fr_options other = g_opt;
     gru_make(&a, 9);
     gru_make(&b, 5);
-    na = fr_packed_size(&a.L);
-    nb = fr_packed_size(&b.L);
+    na = fr_packed_size(&a.L, &g_opt);
+    nb = fr_packed_size(&b.L, &g_opt);
     CHECK(na > 0 && nb > 0, "packed sizes %zu %zu", na, nb);
     pa = (unsigned char *)xmalloc(na);
     pb = (unsigned char *)xmalloc(nb);
@@ -1086,8 +1098,12 @@ static void test_packed(void)
     /* packed for another instruction set: ignored (its panel layout may differ) */
     other.isa = fr_isa_resolve(g_opt.isa) == FR_ISA_GENERIC ? FR_ISA_AUTO : FR_ISA_GENERIC;
     if (fr_isa_resolve(other.isa) != fr_isa_resolve(g_opt.isa)) {
-        CHECK(fr_pack_weights(&b.L, &other, pb, nb) == FR_OK, "packing for another ISA");
-        b.L.packed_size = nb;
+        const size_t no = fr_packed_size(&b.L, &other); /* its panels may be wider or narrower */
+        free(pb);
+        pb = (unsigned char *)xmalloc(no > nb ? no : nb);
+        CHECK(fr_pack_weights(&b.L, &other, pb, no) == FR_OK, "packing for another ISA");
+        b.L.packed = pb;
+        b.L.packed_size = no > nb ? no : nb;
         CHECK(gru_run(&b.L, got) == FR_OK && memcmp(got, want, sizeof(double) * 2 * 4 * 5) == 0,
               "weights packed for another instruction set were used");
     }

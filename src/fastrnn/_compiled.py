@@ -52,7 +52,7 @@ def kernel_options() -> Any:
     if cached_for is not current or cached_threads != threads:
         k = require_kernels()
         opts = k.Options(isa=current.isa, xproj=current.xproj, schedule=current.schedule, gemm=current.gemm,
-                         nthreads=threads)
+                         nthreads=threads, tile_rows=current.tile_rows)
         _options_cache = (current, threads, opts)
     return opts
 

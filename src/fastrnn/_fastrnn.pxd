@@ -54,6 +54,7 @@ cdef extern from "fastrnn.h" nogil:
         int schedule
         int gemm
         int nthreads
+        int tile_rows
         const fr_blas *blas
 
     ctypedef struct fr_layer:
@@ -98,7 +99,7 @@ cdef extern from "fastrnn.h" nogil:
     size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq, const fr_options *options) noexcept
     int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options *options,
                          void *work, size_t work_size) noexcept
-    size_t fr_packed_size(const fr_layer *layer) noexcept
+    size_t fr_packed_size(const fr_layer *layer, const fr_options *options) noexcept
     int fr_pack_weights(const fr_layer *layer, const fr_options *options, void *packed, size_t size) noexcept
     const char *fr_strerror(int status) noexcept
     int fr_isa_resolve(int isa) noexcept

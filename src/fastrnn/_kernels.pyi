@@ -27,8 +27,10 @@ class Options:
     schedule: str
     gemm: str
     nthreads: int
+    tile_rows: int
     resolved_isa: int
-    def __init__(self, *, isa: str, xproj: str, schedule: str, gemm: str, nthreads: int) -> None: ...
+    def __init__(self, *, isa: str, xproj: str, schedule: str, gemm: str, nthreads: int,
+                 tile_rows: int) -> None: ...
 
 class Layer:
     cell: int

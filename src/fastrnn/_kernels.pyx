@@ -109,16 +109,19 @@ cdef class Options:
     ``isa``: ``"auto"``, ``"generic"``, ``"avx2"``, ``"avx512"`` (refused when unavailable);
     ``xproj``: ``"auto"``, ``"hoisted"``, ``"fused"``; ``schedule``: ``"auto"``,
     ``"columns"``, ``"rows"``; ``gemm``: ``"packed"``, ``"blas"`` (SciPy's), ``"portable"``;
-    ``nthreads``: threads a call may use (>= 1).
+    ``nthreads``: threads a call may use (>= 1); ``tile_rows``: rows of the largest register
+    tile (0: the instruction set's; the tests force each).
     """
     cdef c.fr_options opts
     cdef readonly str isa, xproj, schedule, gemm
-    cdef readonly int nthreads
+    cdef readonly int nthreads, tile_rows
     cdef readonly int resolved_isa
 
-    def __init__(self, *, str isa, str xproj, str schedule, str gemm, int nthreads):
+    def __init__(self, *, str isa, str xproj, str schedule, str gemm, int nthreads, int tile_rows):
         if nthreads < 1:
             raise ValueError(f"nthreads: expected a positive integer, got {nthreads}")
+        if not 0 <= tile_rows <= 8:
+            raise ValueError(f"tile_rows: expected 0 (automatic) to 8, got {tile_rows}")
         resolve_isa(isa)
         c.fr_options_default(&self.opts)
         self.opts.isa = _choice(ISAS, isa, "isa")
@@ -126,15 +129,17 @@ cdef class Options:
         self.opts.schedule = _choice(SCHEDULES, schedule, "schedule")
         self.opts.gemm = _choice(GEMMS, gemm, "gemm")
         self.opts.nthreads = nthreads
+        self.opts.tile_rows = tile_rows
         if self.opts.gemm == c.FR_GEMM_BLAS:
             _load_scipy_blas()
             self.opts.blas = &_scipy_blas
         self.isa, self.xproj, self.schedule, self.gemm, self.nthreads = isa, xproj, schedule, gemm, nthreads
+        self.tile_rows = tile_rows
         self.resolved_isa = c.fr_isa_resolve(self.opts.isa)
 
     def __repr__(self):
         return (f"Options(isa={self.isa!r}, xproj={self.xproj!r}, schedule={self.schedule!r}, "
-                f"gemm={self.gemm!r}, nthreads={self.nthreads})")
+                f"gemm={self.gemm!r}, nthreads={self.nthreads}, tile_rows={self.tile_rows})")
 
 
 # ---- buffers --------------------------------------------------------------------------
@@ -301,7 +306,10 @@ cdef class Layer:
         self.L.has_proj_clip, self.L.proj_clip = proj_clip is not None, (0.0 if proj_clip is None else proj_clip)
         self.arrays = (kernel, bias, cand_kernel, cand_bias, cand_recurrent_bias, w_i_diag, w_f_diag,
                        w_o_diag, proj_kernel)
-        if c.fr_packed_size(&self.L) == 0:
+        cdef c.fr_options generic
+        c.fr_options_default(&generic)
+        generic.isa = c.FR_ISA_GENERIC
+        if c.fr_packed_size(&self.L, &generic) == 0:
             _check(c.FR_ERR_ARG)
 
     @staticmethod
@@ -343,7 +351,7 @@ cdef class Layer:
         key = options.resolved_isa
         packed = self.packed.get(key)
         if packed is None:
-            packed = np.empty(c.fr_packed_size(&self.L), np.uint8)
+            packed = np.empty(c.fr_packed_size(&self.L, &options.opts), np.uint8)
             self._pack(options, packed)
             self.packed[key] = packed
         return packed

@@ -48,12 +48,15 @@ class Options:
     xproj: str = "auto"
     schedule: str = "auto"
     gemm: str = "packed"
+    tile_rows: int = 0  # rows of the largest register tile (0: the instruction set's); tests force each
 
     def __post_init__(self) -> None:
         for name, accepted in CHOICES.items():
             value = getattr(self, name)
             if value not in accepted:
                 raise ValueError(f"{name}: expected one of {', '.join(map(repr, accepted))}, got {value!r}")
+        if isinstance(self.tile_rows, bool) or not isinstance(self.tile_rows, int) or not 0 <= self.tile_rows <= 8:
+            raise ValueError(f"tile_rows: expected 0 (automatic) to 8, got {self.tile_rows!r}")
 
 
 def _from_environment(environ: Any) -> Tuple[Options, Optional[int]]:
@@ -96,7 +99,7 @@ def current() -> Options:
 
 
 @contextlib.contextmanager
-def override(**changes: str) -> Iterator[Options]:
+def override(**changes: Any) -> Iterator[Options]:
     """Run the block with some options changed (process-wide; for tests and benchmarks), and
     restore the previous ones after it, whatever happens."""
     global _current
