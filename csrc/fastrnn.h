@@ -74,6 +74,19 @@ typedef enum { FR_SCHED_AUTO = 0, FR_SCHED_COLUMNS = 1, FR_SCHED_ROWS = 2 } fr_s
  * BLAS table (fr_options.blas), or the portable C GEMM; the last two are cross-checks. */
 typedef enum { FR_GEMM_PACKED = 0, FR_GEMM_BLAS = 1, FR_GEMM_PORTABLE = 2 } fr_gemm;
 
+/* The arithmetic of the products.  FR_PREC_NATIVE: the layer's dtype.  FR_PREC_BF16
+ * (float32 layers only): the weights and every product's operands rounded to bfloat16
+ * (round to nearest even), products summed in float32; gates, state and outputs stay
+ * float32. */
+typedef enum { FR_PREC_NATIVE = 0, FR_PREC_BF16 = 1 } fr_precision;
+
+/* How FR_PREC_BF16 multiplies: AMX tiles (tdpbf16ps; Intel Sapphire Rapids and later,
+ * from FR_BF16_AMX_MIN_BATCH rows), AVX512-BF16 (vdpbf16ps; AMD Zen 4, Intel Cooper Lake
+ * and later), or the portable path (operands rounded, float32 FMA) that every CPU runs.
+ * FR_BF16_AUTO: the fastest this CPU has (chosen by the batch, never by the thread count,
+ * so results do not depend on it). */
+typedef enum { FR_BF16_AUTO = 0, FR_BF16_PORTABLE = 1, FR_BF16_AVX512 = 2, FR_BF16_AMX = 3 } fr_bf16_path;
+
 /* Fortran-convention GEMM as exported by scipy.linalg.cython_blas:
  * C = alpha * op(A) * op(B) + beta * C, column-major. */
 typedef void (*fr_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
@@ -98,6 +111,8 @@ typedef struct fr_options {
     int gemm;             /* fr_gemm */
     int nthreads;         /* threads the call may use, >= 1 (at most 64 are used) */
     int tile_rows;        /* rows of the largest register tile, 0 = the ISA's (tests force each) */
+    int precision;        /* fr_precision */
+    int bf16_path;        /* fr_bf16_path (FR_PREC_BF16 only) */
     const fr_blas *blas;  /* FR_GEMM_BLAS only */
 } fr_options;
 
@@ -192,6 +207,16 @@ int fr_isa_resolve(int isa);
 
 /* "generic", "avx2", "avx512", or "auto"; NULL for an unknown value. */
 const char *fr_isa_name(int isa);
+
+/* The bfloat16 path a request resolves to for a batch of `batch` rows on instruction set
+ * `isa` (resolved; FR_BF16_AUTO: the fastest this CPU has), or -FR_ERR_ISA when the one
+ * requested is not available (the CPU, the OS's permission for AMX tiles, the build, or
+ * an instruction set below AVX-512 for the two SIMD paths) and -FR_ERR_ARG for an unknown
+ * value. */
+int fr_bf16_resolve(int path, int isa, ptrdiff_t batch);
+
+/* "auto", "portable", "avx512_bf16", "amx"; NULL for an unknown value. */
+const char *fr_bf16_name(int path);
 
 /* Online CPUs (at least 1), read once. */
 int fr_online_cpus(void);

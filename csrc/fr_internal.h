@@ -69,23 +69,54 @@ void fr_gemm_rm_f64(const fr_blas *blas, int M, int N, int K, double alpha,
  *   FR_MAT_PROJ  LSTM projection/kernel [units, proj] (absent without num_proj) */
 enum fr_mat_index { FR_MAT_XH, FR_MAT_C, FR_MAT_PROJ, FR_NMATS };
 
+/* How a matrix's panels hold its values: the layer's dtype (FR_PACK_NATIVE), float32
+ * rounded to bfloat16 (FR_PACK_ROUNDED: the portable bfloat16 path), or bfloat16 in VNNI
+ * pairs for vdpbf16ps (FR_PACK_VNNI) or in AMX B tiles (FR_PACK_AMX); see fr_bf16.c. */
+enum fr_pack_format { FR_PACK_NATIVE, FR_PACK_ROUNDED, FR_PACK_VNNI, FR_PACK_AMX };
+
 /* A weight matrix as G gate blocks of `units` columns each (gate g's column u is
  * src[g][k * ld[g] + u], in the layer's dtype), and its panel layout for vectors of
  * `vl` elements: each panel holds, for every row k, all G gates of `ubp` blocks of vl
  * units side by side (pw = G * ubp * vl elements), so one register tile of a panel
- * ends with every gate of its units and the cell's update can follow at once.
- * units == 0: absent. */
+ * ends with every gate of its units and the cell's update can follow at once.  Its K
+ * rows are two segments, [0, kseg) (the inputs) and [kseg, K) (the recurrent state),
+ * each padded with zero rows to a multiple of `gran` (1; bfloat16: 2 VNNI pairs, 32 AMX)
+ * in the Kp packed rows.  units == 0: absent. */
 typedef struct fr_mat_layout {
     ptrdiff_t K, G, units;
+    ptrdiff_t kseg, gran, Kp;
     ptrdiff_t ubp, pw, np; /* unit blocks per panel, panel width, panels */
-    size_t bytes;          /* packed size: np * K * pw elements */
+    int format;            /* fr_pack_format */
+    size_t bytes;          /* packed size: np * Kp * pw elements */
     const void *src[4];
     ptrdiff_t ld[4];
 } fr_mat_layout;
 
-/* The layouts of layer L's matrices for vectors of `vl` elements; returns 1, or 0 when
- * a size overflows. */
-int fr_mat_layouts(const fr_layer *L, ptrdiff_t vl, fr_mat_layout m[FR_NMATS]);
+/* The layouts of layer L's matrices for vectors of `vl` float32/float64 elements and the
+ * bfloat16 path `bpath` (0: the native dtype; fr_bf16_path otherwise); returns 1, or 0
+ * when a size overflows. */
+int fr_mat_layouts(const fr_layer *L, ptrdiff_t vl, int bpath, fr_mat_layout m[FR_NMATS]);
+
+/* Padded length of a K segment of n rows for granularity gran. */
+#define FR_KPAD(n, gran) (((n) + (gran) - 1) / (gran) * (gran))
+
+/* ---- bfloat16 (fr_bf16.c) ---- */
+uint16_t fr_bf16_round(float x);                                 /* to nearest even, hardware rules */
+float fr_bf16_to_f32(uint16_t b);
+void fr_bf16_row(const float *src, uint16_t *dst, ptrdiff_t n);  /* rounded, as bfloat16 */
+void fr_bf16_round_row(const float *src, float *dst, ptrdiff_t n); /* rounded, as float32 */
+ptrdiff_t fr_mat_src_row(const fr_mat_layout *lay, ptrdiff_t kp); /* source row of a packed row, -1: pad */
+void fr_bf16_pack_panel(const fr_mat_layout *lay, ptrdiff_t q, void *out, ptrdiff_t vl);
+void fr_bf16_tile_avx512(int R, int nv, int np, ptrdiff_t Kp, const uint16_t *A, ptrdiff_t lda,
+                         const uint16_t *B, ptrdiff_t bs, ptrdiff_t pw, float *C, ptrdiff_t ldc);
+void fr_bf16_tile_amx(int R, int nv, ptrdiff_t Kp, const uint16_t *A, ptrdiff_t lda, const uint16_t *B,
+                      float *C, ptrdiff_t ldc);
+void fr_amx_release(void); /* the calling thread's tile state, if it loaded a configuration */
+int fr_cpu_has_avx512bf16(void);
+int fr_cpu_has_amx(void);  /* ... and the OS granted this process the tile state */
+/* AMX from this many rows in the whole batch (below, vdpbf16ps does as much per weight
+ * byte read and the tile loads and stores cost more): see fr_bf16_resolve. */
+#define FR_BF16_AMX_MIN_BATCH 4
 
 /* SIMD register bytes of an instruction set (fr_isa): 16, 32 or 64. */
 int fr_isa_vbytes(int isa);
@@ -106,6 +137,15 @@ typedef struct fr_plan {
     ptrdiff_t rld;  /* row width of rh: TF1 GRU [x_t | r*h] (fused) or [r*h] (hoisted) */
     int schedule;  /* fr_schedule: how threads share the recurrence (fr_forward_task) */
     int tile_rows;       /* fr_options.tile_rows: the largest register tile's rows (0: the ISA's) */
+    int bpath;           /* the resolved fr_bf16_path, or 0: the layer's dtype (no bfloat16) */
+    /* bfloat16 operand rows (bpath != 0), in elements of aes bytes (2: bfloat16, 4: the
+     * portable path's rounded floats), K segments padded like the matrices':
+     *   ab[2]  the step product's rows: [x_t | h] (fused, h at aoff) or [h] (hoisted)
+     *   rb     TF1 GRU: [x_t | r*h] (fused) or [r*h];  mb: projected LSTM: m
+     *   xb     hoisted: the inputs x, each row converted once, as read */
+    size_t aes;
+    ptrdiff_t ald, aoff, rbld, rboff, mbld, xbld;
+    size_t off_ab, off_ab2, off_rb, off_mb, off_xb;
     ptrdiff_t prefetch;  /* the tiles' prefetch distance in panel rows (0: none): per CPU */
     ptrdiff_t rows_from; /* automatic schedule: rows split from this many rows per thread (0: never) */
     size_t off_perm, off_slen, off_count, off_pchunk, off_xproj, off_h, off_h2, off_c, off_ubuf,
@@ -121,7 +161,7 @@ typedef struct fr_plan {
 #define FR_PACK_HEADER 128
 typedef struct fr_pack_header {
     uint64_t magic;
-    int64_t isa, dtype, cell, depth, units, proj, has_proj, cand_rb;
+    int64_t isa, dtype, cell, depth, units, proj, has_proj, cand_rb, bpath;
 } fr_pack_header;
 
 /* ---- the forward body, compiled once per instruction set ----

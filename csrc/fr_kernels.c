@@ -120,15 +120,21 @@ int fr_isa_vbytes(int isa)
     return isa == FR_ISA_AVX512 ? 64 : isa == FR_ISA_AVX2 ? 32 : 16;
 }
 
-/* One matrix of G gate blocks of `units` columns, K rows, gate g's columns at src[g]. */
-static int fr_mat_layout_of(fr_mat_layout *m, ptrdiff_t K, ptrdiff_t G, ptrdiff_t units, ptrdiff_t vl, size_t es,
-                            const void *const *src, const ptrdiff_t *ld)
+/* One matrix of G gate blocks of `units` columns, K rows (kseg of them the inputs'),
+ * gate g's columns at src[g], packed for bfloat16 path `bpath` (0: the native dtype). */
+static int fr_mat_layout_of(fr_mat_layout *m, ptrdiff_t K, ptrdiff_t kseg, ptrdiff_t G, ptrdiff_t units,
+                            ptrdiff_t vl, size_t es, int bpath, const void *const *src, const ptrdiff_t *ld)
 {
     size_t n;
     ptrdiff_t g;
     m->K = K;
+    m->kseg = kseg;
     m->G = G;
     m->units = units;
+    m->format = bpath == FR_BF16_AMX ? FR_PACK_AMX : bpath == FR_BF16_AVX512 ? FR_PACK_VNNI
+                : bpath == FR_BF16_PORTABLE ? FR_PACK_ROUNDED : FR_PACK_NATIVE;
+    m->gran = m->format == FR_PACK_AMX ? 32 : m->format == FR_PACK_VNNI ? 2 : 1;
+    m->Kp = FR_KPAD(kseg, m->gran) + FR_KPAD(K - kseg, m->gran);
     m->ubp = G >= 3 ? 1 : 4 / G; /* 3 or 4 vectors per panel row */
     m->pw = G * m->ubp * vl;
     m->np = (units + m->ubp * vl - 1) / (m->ubp * vl);
@@ -136,10 +142,12 @@ static int fr_mat_layout_of(fr_mat_layout *m, ptrdiff_t K, ptrdiff_t G, ptrdiff_
         m->src[g] = src[g];
         m->ld[g] = ld[g];
     }
-    return fr_mul((size_t)m->np * (size_t)m->pw, (size_t)K, &n) && fr_mul(n, es, &m->bytes);
+    if (m->format == FR_PACK_VNNI || m->format == FR_PACK_AMX)
+        es = 2; /* bfloat16 */
+    return fr_mul((size_t)m->np * (size_t)m->pw, (size_t)m->Kp, &n) && fr_mul(n, es, &m->bytes);
 }
 
-int fr_mat_layouts(const fr_layer *L, ptrdiff_t vl, fr_mat_layout m[FR_NMATS])
+int fr_mat_layouts(const fr_layer *L, ptrdiff_t vl, int bpath, fr_mat_layout m[FR_NMATS])
 {
     const size_t es = L->dtype == FR_FLOAT32 ? sizeof(float) : sizeof(double);
     const ptrdiff_t U = L->units, P = L->proj, D = L->depth;
@@ -156,24 +164,24 @@ int fr_mat_layouts(const fr_layer *L, ptrdiff_t vl, fr_mat_layout m[FR_NMATS])
             src[g] = kernel + (size_t)(g * U) * es;
             ld[g] = G * U;
         }
-        ok = fr_mat_layout_of(&m[FR_MAT_XH], D + P, G, U, vl, es, src, ld);
+        ok = fr_mat_layout_of(&m[FR_MAT_XH], D + P, D, G, U, vl, es, bpath, src, ld);
     } else { /* reset-after GRU: r, u (gates/kernel) and c (candidate/kernel) side by side */
         src[0] = kernel;
         src[1] = kernel + (size_t)U * es;
         src[2] = cand;
         ld[0] = ld[1] = 2 * U;
         ld[2] = U;
-        ok = fr_mat_layout_of(&m[FR_MAT_XH], D + U, 3, U, vl, es, src, ld);
+        ok = fr_mat_layout_of(&m[FR_MAT_XH], D + U, D, 3, U, vl, es, bpath, src, ld);
     }
     if (gru && !after) {
         src[0] = cand;
         ld[0] = U;
-        ok = ok && fr_mat_layout_of(&m[FR_MAT_C], D + U, 1, U, vl, es, src, ld);
+        ok = ok && fr_mat_layout_of(&m[FR_MAT_C], D + U, D, 1, U, vl, es, bpath, src, ld);
     }
     if (L->cell == FR_CELL_LSTM && L->proj_kernel) {
         src[0] = L->proj_kernel;
         ld[0] = P;
-        ok = ok && fr_mat_layout_of(&m[FR_MAT_PROJ], U, 1, P, vl, es, src, ld);
+        ok = ok && fr_mat_layout_of(&m[FR_MAT_PROJ], U, 0, 1, P, vl, es, bpath, src, ld);
     }
     return ok;
 }
@@ -244,6 +252,12 @@ static int fr_options_ok(const fr_options *O)
         return 0;
     if (O->tile_rows < 0 || O->tile_rows > 8)
         return 0;
+    if (O->precision != FR_PREC_NATIVE && O->precision != FR_PREC_BF16)
+        return 0;
+    if (O->bf16_path < FR_BF16_AUTO || O->bf16_path > FR_BF16_AMX)
+        return 0;
+    if (O->precision == FR_PREC_BF16 && O->gemm != FR_GEMM_PACKED) /* the cross-check GEMMs are exact */
+        return 0;
     return 1;
 }
 
@@ -263,11 +277,13 @@ int fr_cell_gates(int cell)
 
 /* The matrices of L for resolved ISA `isa`, their byte offsets in a fr_pack_weights
  * buffer, and its size (0: invalid). */
-static size_t fr_pack_layout(const fr_layer *L, int isa, fr_mat_layout m[FR_NMATS], size_t off[FR_NMATS])
+static size_t fr_pack_layout(const fr_layer *L, int isa, int bpath, fr_mat_layout m[FR_NMATS],
+                             size_t off[FR_NMATS])
 {
     size_t cur = FR_PACK_HEADER;
     const size_t es = L && L->dtype == FR_FLOAT64 ? sizeof(double) : sizeof(float);
-    if (!fr_layer_ok(L) || !fr_mat_layouts(L, fr_isa_vbytes(isa) / (ptrdiff_t)es, m) || !fr_take_packed(m, &cur, off))
+    if (!fr_layer_ok(L) || !fr_mat_layouts(L, fr_isa_vbytes(isa) / (ptrdiff_t)es, bpath, m) ||
+        !fr_take_packed(m, &cur, off))
         return 0;
     return cur;
 }
@@ -318,14 +334,17 @@ void fr_tuning(int isa, size_t weight_bytes, ptrdiff_t *prefetch, ptrdiff_t *row
 
 /* Validate everything that does not need the seq's data pointers or the contents of
  * `lengths`, and lay out the workspace for resolved ISA `isa`.  Returns 1 if valid. */
-static int fr_plan_make(const fr_layer *L, const fr_seq *S, const fr_options *O, int isa, fr_plan *pl)
+static int fr_plan_make(const fr_layer *L, const fr_seq *S, const fr_options *O, int isa, int bpath,
+                        fr_plan *pl)
 {
     size_t es, cur = 0, wbytes = 0;
-    ptrdiff_t B, T, U, P, D;
+    ptrdiff_t B, T, U, P, D, gran;
     size_t u_lstm, u_gru1, u_proj;
     int i;
 
     if (!fr_layer_ok(L) || !fr_seq_ok(S) || !fr_options_ok(O))
+        return 0;
+    if (O->precision == FR_PREC_BF16 && L->dtype != FR_FLOAT32) /* bfloat16 from float32 only */
         return 0;
     B = S->batch;
     T = S->time;
@@ -333,8 +352,9 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, const fr_options *O,
     P = L->proj;
     D = L->depth;
     es = L->dtype == FR_FLOAT32 ? sizeof(float) : sizeof(double);
-    if (!fr_mat_layouts(L, fr_isa_vbytes(isa) / (ptrdiff_t)es, pl->mats))
+    if (!fr_mat_layouts(L, fr_isa_vbytes(isa) / (ptrdiff_t)es, bpath, pl->mats))
         return 0;
+    pl->bpath = bpath;
     pl->has_proj = (L->cell == FR_CELL_LSTM && L->proj_kernel != NULL);
     pl->prepacked = NULL;
     pl->fused = fr_fused_mode(L, S, O);
@@ -352,6 +372,15 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, const fr_options *O,
 
     u_lstm = L->cell == FR_CELL_LSTM ? (size_t)U : 0;
     u_proj = pl->has_proj ? (size_t)U : 0;
+    /* bfloat16 operand rows, K segments padded as the matrices' */
+    gran = pl->mats[FR_MAT_XH].gran;
+    pl->aes = bpath == 0 ? 0 : bpath == FR_BF16_PORTABLE ? sizeof(float) : sizeof(uint16_t);
+    pl->aoff = bpath && pl->fused ? FR_KPAD(D, gran) : 0;
+    pl->ald = bpath ? pl->aoff + FR_KPAD(L->cell == FR_CELL_LSTM ? P : U, gran) : 0;
+    pl->rboff = bpath && u_gru1 && pl->fused ? FR_KPAD(D, gran) : 0;
+    pl->rbld = bpath && u_gru1 ? pl->rboff + FR_KPAD(U, gran) : 0;
+    pl->mbld = bpath && pl->has_proj ? FR_KPAD(U, gran) : 0;
+    pl->xbld = bpath && !pl->fused ? FR_KPAD(D, gran) : 0;
     if (!fr_take(&cur, &pl->off_perm, (size_t)B, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_slen, (size_t)B, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_count, B > 0 ? (size_t)T + 1 : 0, 1, sizeof(ptrdiff_t)) ||
@@ -362,7 +391,12 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, const fr_options *O,
         !fr_take(&cur, &pl->off_c, (size_t)B, u_lstm, es) ||
         !fr_take(&cur, &pl->off_ubuf, (size_t)B, u_gru1, es) ||
         !fr_take(&cur, &pl->off_mbuf, (size_t)B, u_proj, es) ||
-        !fr_take(&cur, &pl->off_rh, (size_t)B, (size_t)pl->rld, es))
+        !fr_take(&cur, &pl->off_rh, (size_t)B, (size_t)pl->rld, es) ||
+        !fr_take(&cur, &pl->off_ab, (size_t)B, (size_t)pl->ald, pl->aes) ||
+        !fr_take(&cur, &pl->off_ab2, (size_t)B, (size_t)pl->ald, pl->aes) ||
+        !fr_take(&cur, &pl->off_rb, (size_t)B, (size_t)pl->rbld, pl->aes) ||
+        !fr_take(&cur, &pl->off_mb, (size_t)B, (size_t)pl->mbld, pl->aes) ||
+        !fr_take(&cur, &pl->off_xb, pl->xbld ? (size_t)B * (size_t)T : 0, (size_t)pl->xbld, pl->aes))
         return 0;
     if (!fr_take_packed(pl->mats, &cur, pl->off_pack)) /* packed copies of the weights */
         return 0;
@@ -448,6 +482,45 @@ int fr_isa_resolve(int isa)
     return fr_isa_available(isa) ? isa : -FR_ERR_ISA;
 }
 
+int fr_bf16_resolve(int path, int isa, ptrdiff_t batch)
+{
+    const int simd = isa == FR_ISA_AVX512;
+    switch (path) {
+    case FR_BF16_PORTABLE:
+        return FR_BF16_PORTABLE;
+    case FR_BF16_AVX512:
+        return simd && fr_cpu_has_avx512bf16() ? FR_BF16_AVX512 : -FR_ERR_ISA;
+    case FR_BF16_AMX:
+        return simd && fr_cpu_has_amx() ? FR_BF16_AMX : -FR_ERR_ISA;
+    case FR_BF16_AUTO:
+        if (simd && batch >= FR_BF16_AMX_MIN_BATCH && fr_cpu_has_amx())
+            return FR_BF16_AMX;
+        if (simd && fr_cpu_has_avx512bf16())
+            return FR_BF16_AVX512;
+        return simd && fr_cpu_has_amx() ? FR_BF16_AMX : FR_BF16_PORTABLE;
+    default:
+        return -FR_ERR_ARG;
+    }
+}
+
+const char *fr_bf16_name(int path)
+{
+    static const char *const names[] = {"auto", "portable", "avx512_bf16", "amx"};
+    return path >= FR_BF16_AUTO && path <= FR_BF16_AMX ? names[path] : NULL;
+}
+
+/* The instruction set and bfloat16 path (0: none) a call on `batch` rows runs with, or a
+ * negative fr_status. */
+static int fr_resolve(const fr_options *O, ptrdiff_t batch, int *bpath)
+{
+    const int isa = O ? fr_isa_resolve(O->isa) : -FR_ERR_ARG;
+    *bpath = 0;
+    if (isa < 0 || O->precision != FR_PREC_BF16)
+        return isa;
+    *bpath = fr_bf16_resolve(O->bf16_path, isa, batch);
+    return *bpath < 0 ? *bpath : isa;
+}
+
 const char *fr_isa_name(int isa)
 {
     static const char *const names[] = {"auto", "generic", "avx2", "avx512"};
@@ -458,7 +531,7 @@ void fr_options_default(fr_options *options)
 {
     const fr_options defaults = {.isa = FR_ISA_AUTO, .xproj = FR_XPROJ_AUTO, .schedule = FR_SCHED_AUTO,
                                  .gemm = FR_GEMM_PACKED, .nthreads = fr_online_cpus(), .tile_rows = 0,
-                                 .blas = NULL};
+                                 .precision = FR_PREC_NATIVE, .bf16_path = FR_BF16_AUTO, .blas = NULL};
     *options = defaults;
 }
 
@@ -484,11 +557,12 @@ int fr_apply_activation(int isa, int activation, int dtype, void *x, ptrdiff_t n
 }
 
 /* The header a fr_pack_weights buffer must carry to be used for layer L on `isa`. */
-static void fr_pack_header_for(const fr_layer *L, int isa, fr_pack_header *h)
+static void fr_pack_header_for(const fr_layer *L, int isa, int bpath, fr_pack_header *h)
 {
     memset(h, 0, sizeof *h);
     h->magic = FR_PACK_MAGIC;
     h->isa = isa;
+    h->bpath = bpath;
     h->dtype = L->dtype;
     h->cell = L->cell;
     h->depth = L->depth;
@@ -500,28 +574,33 @@ static void fr_pack_header_for(const fr_layer *L, int isa, fr_pack_header *h)
 
 /* ---- public API ---- */
 
+/* A packing (no batch known): the bfloat16 path a large batch would take. */
+#define FR_PACK_BATCH PTRDIFF_MAX
+
 size_t fr_packed_size(const fr_layer *layer, const fr_options *options)
 {
     fr_mat_layout m[FR_NMATS];
     size_t off[FR_NMATS];
-    const int isa = options ? fr_isa_resolve(options->isa) : -FR_ERR_ARG;
-    return isa < 0 ? 0 : fr_pack_layout(layer, isa, m, off);
+    int bpath;
+    const int isa = fr_resolve(options, FR_PACK_BATCH, &bpath);
+    return isa < 0 ? 0 : fr_pack_layout(layer, isa, bpath, m, off);
 }
 
 int fr_pack_weights(const fr_layer *layer, const fr_options *options, void *packed, size_t size)
 {
-    const int isa = options ? fr_isa_resolve(options->isa) : -FR_ERR_ARG;
     fr_mat_layout m[FR_NMATS];
     size_t off[FR_NMATS], total;
     fr_pack_header h;
+    int bpath;
+    const int isa = fr_resolve(options, FR_PACK_BATCH, &bpath);
     if (isa < 0)
         return -isa;
-    total = fr_pack_layout(layer, isa, m, off);
+    total = fr_pack_layout(layer, isa, bpath, m, off);
     if (total == 0 || !packed)
         return FR_ERR_ARG;
     if (size < total)
         return FR_ERR_WORKSPACE;
-    fr_pack_header_for(layer, isa, &h);
+    fr_pack_header_for(layer, isa, bpath, &h);
     memcpy(packed, &h, sizeof h);
     if (layer->dtype == FR_FLOAT32)
         fr_isa_impl_of(isa)->pack_f32(m, (char *)packed, off);
@@ -533,8 +612,9 @@ int fr_pack_weights(const fr_layer *layer, const fr_options *options, void *pack
 size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq, const fr_options *options)
 {
     fr_plan pl;
-    const int isa = options ? fr_isa_resolve(options->isa) : -FR_ERR_ARG;
-    if (isa < 0 || !fr_plan_make(layer, seq, options, isa, &pl))
+    int bpath;
+    const int isa = fr_resolve(options, seq ? seq->batch : 0, &bpath);
+    if (isa < 0 || !fr_plan_make(layer, seq, options, isa, bpath, &pl))
         return 0;
     return pl.total;
 }
@@ -548,14 +628,14 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options 
     ptrdiff_t B, T, b;
     size_t mis;
     char *base;
-    int isa;
+    int isa, bpath;
 
-    if (!options || !fr_options_ok(options))
+    if (!options || !fr_options_ok(options) || !seq)
         return FR_ERR_ARG;
-    isa = fr_isa_resolve(options->isa);
+    isa = fr_resolve(options, seq->batch, &bpath);
     if (isa < 0)
         return -isa;
-    if (!fr_plan_make(layer, seq, options, isa, &pl))
+    if (!fr_plan_make(layer, seq, options, isa, bpath, &pl))
         return FR_ERR_ARG;
     opt = *options;
     opt.isa = isa;
@@ -591,8 +671,8 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options 
     if (layer->packed && opt.gemm == FR_GEMM_PACKED) {
         fr_pack_header want, have;
         fr_mat_layout m[FR_NMATS];
-        const size_t total = fr_pack_layout(layer, isa, m, pl.pre_off);
-        fr_pack_header_for(layer, isa, &want);
+        const size_t total = fr_pack_layout(layer, isa, bpath, m, pl.pre_off);
+        fr_pack_header_for(layer, isa, bpath, &want);
         if (total > 0 && layer->packed_size >= total) {
             memcpy(&have, layer->packed, sizeof have);
             if (memcmp(&have, &want, sizeof have) == 0)

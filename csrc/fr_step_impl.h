@@ -38,6 +38,8 @@ typedef struct {
     FR_T *ubuf;        /* TF1 GRU: the update gate, from phase A to phase B */
     FR_T *mbuf;        /* projected LSTM: m before the projection */
     FR_T *rh;          /* TF1 GRU: rows [x_t | r * h] (fused) or [r * h] */
+    /* bfloat16 only: the products' operand rows, rounded (fr_plan: ab, rb, mb, xb) */
+    char *ab[2], *rb, *mb, *xb;
 } FR_FN(fr_bufs);
 
 static FR_FN(fr_bufs) FR_FN(fr_bufs_of)(char *base, const fr_plan *pl)
@@ -53,6 +55,10 @@ static FR_FN(fr_bufs) FR_FN(fr_bufs_of)(char *base, const fr_plan *pl)
         .ubuf = (FR_T *)(void *)(base + pl->off_ubuf),
         .mbuf = (FR_T *)(void *)(base + pl->off_mbuf),
         .rh = (FR_T *)(void *)(base + pl->off_rh),
+        .ab = {base + pl->off_ab, base + pl->off_ab2},
+        .rb = base + pl->off_rb,
+        .mb = base + pl->off_mb,
+        .xb = base + pl->off_xb,
     };
     b.h[0] = b.xh[0] + pl->hoff;
     b.h[1] = b.xh[1] + pl->hoff;
@@ -73,6 +79,8 @@ typedef struct {
     /* views of the matrices' rows: the input rows and the recurrent rows */
     FR_FN(fr_pmat) kern_x, kern_h, cand_x, cand_h;
     int rmax;              /* rows of the largest register tile (per CPU, or forced) */
+    int bpath;             /* the bfloat16 path (fr_bf16_path), or 0: the layer's dtype */
+    size_t aes;            /* bytes of an operand element: sizeof(FR_T), or pl->aes for bfloat16 */
     ptrdiff_t pf;          /* prefetch distance of the panels, in rows (0: none) */
     ptrdiff_t ppc;         /* panels per step chunk (2 when a tile has one row: more chains) */
     ptrdiff_t na, nb;      /* chunks of a step's phase A and phase B (0: no phase B) */
@@ -99,16 +107,31 @@ typedef struct {
 
 /* ---- products ---- */
 
-/* C[0:R, 0:np*pw] = A[0:R, :] . panels [q, q+np) of m: the packed GEMM's tile, or with
- * fr_options.gemm == BLAS / PORTABLE the same result laid out the same way from the
- * row-major weights through fr_gemm_rm (the cross-checks), one gate block at a time. */
+/* C[0:R, 0:np*pw] = A[0:R, :] . panels [q, q+np) of m: the packed GEMM's tile -- float32 or
+ * float64, or one of the bfloat16 paths (A: rows of the operand's elements, lda of them
+ * apart) -- or, with fr_options.gemm == BLAS / PORTABLE, the same result laid out the
+ * same way from the row-major weights through fr_gemm_rm (the cross-checks), one gate
+ * block at a time. */
 static void FR_FN(fr_product)(const FR_FN(fr_job) *job, const FR_FN(fr_pmat) *m, ptrdiff_t q, int np, int R,
-                              const FR_T *A, ptrdiff_t lda, FR_T *C, ptrdiff_t ldc)
+                              const void *A, ptrdiff_t lda, FR_T *C, ptrdiff_t ldc)
 {
     const fr_mat_layout *lay = m->lay;
     ptrdiff_t qq, b, g, r, j;
-    if (job->opt->gemm == FR_GEMM_PACKED) {
-        FR_FN(fr_tile)(m, q, np, R, A, lda, C, ldc, job->pf);
+#if !FR_F64
+    if (job->bpath == FR_BF16_AVX512) {
+        fr_bf16_tile_avx512(R, (int)m->nv, np, m->K, (const uint16_t *)A, lda,
+                            (const uint16_t *)(const void *)FR_FN(fr_panel)(m, q), m->kst * m->pw, m->pw, C, ldc);
+        return;
+    }
+    if (job->bpath == FR_BF16_AMX) {
+        for (qq = 0; qq < np; ++qq)
+            fr_bf16_tile_amx(R, (int)m->nv, m->K, (const uint16_t *)A, lda,
+                             (const uint16_t *)(const void *)FR_FN(fr_panel)(m, q + qq), C + qq * m->pw, ldc);
+        return;
+    }
+#endif
+    if (job->opt->gemm == FR_GEMM_PACKED) { /* the float tile: float32/64, or bfloat16-rounded floats */
+        FR_FN(fr_tile)(m, q, np, R, (const FR_T *)A, lda, C, ldc, job->pf);
         return;
     }
     for (qq = q; qq < q + np; ++qq) {
@@ -122,12 +145,32 @@ static void FR_FN(fr_product)(const FR_FN(fr_job) *job, const FR_FN(fr_pmat) *m,
                         cg[r * ldc + j] = (FR_T)0;
                 if (n > 0)
                     FR_FN(fr_gemm_rm)(job->opt->gemm == FR_GEMM_BLAS ? job->opt->blas : NULL, R, (int)n,
-                                      (int)m->K, (FR_T)1, A, (int)lda,
+                                      (int)m->K, (FR_T)1, (const FR_T *)A, (int)lda,
                                       (const FR_T *)lay->src[g] + m->k0 * lay->ld[g] + u0, (int)lay->ld[g],
                                       (FR_T)0, cg, (int)ldc);
             }
         }
     }
+}
+
+/* Row r of an operand matrix a (rows lda elements of job->aes bytes apart). */
+static inline const void *FR_FN(fr_arow)(const FR_FN(fr_job) *job, const void *a, ptrdiff_t r, ptrdiff_t lda)
+{
+    return (const char *)a + (size_t)(r * lda) * job->aes;
+}
+
+/* bfloat16 only: n values of the float32 row `src`, rounded, as units [u0, u0+n) of the
+ * operand row `dst` (bfloat16, or rounded floats on the portable path). */
+static inline void FR_FN(fr_operand)(const FR_FN(fr_job) *job, char *dst, ptrdiff_t u0, const FR_T *src, ptrdiff_t n)
+{
+#if !FR_F64
+    if (job->bpath == FR_BF16_PORTABLE)
+        fr_bf16_round_row(src, (float *)(void *)dst + u0, n);
+    else if (job->bpath)
+        fr_bf16_row(src, (uint16_t *)(void *)dst + u0, n);
+#else
+    (void)job, (void)dst, (void)u0, (void)src, (void)n; /* bfloat16 computes from float32 only */
+#endif
 }
 
 /* Row tiles of n rows: tile i of ntiles(n) starts at tile_lo(i) (heights differ by at most
@@ -161,14 +204,19 @@ static ptrdiff_t FR_FN(fr_step_row)(const FR_FN(fr_job) *job, ptrdiff_t p, ptrdi
 #define FR_PROJ_ROWS 64 /* rows per input-projection chunk, at most (see fr_forward_prepare) */
 
 /* Fused mode: copy the inputs of step t of those sorted rows of [p0, p1) that run at
- * step t into the x columns of their [x | h] rows in xh. */
-static void FR_FN(fr_load_x)(const FR_FN(fr_job) *job, FR_T *xh, ptrdiff_t t, ptrdiff_t p0, ptrdiff_t p1)
+ * step t into the x columns of their [x | h] rows in state buffer `buf` (and, bfloat16,
+ * rounded into its operand rows). */
+static void FR_FN(fr_load_x)(const FR_FN(fr_job) *job, int buf, ptrdiff_t t, ptrdiff_t p0, ptrdiff_t p1)
 {
     const ptrdiff_t D = job->L->depth, HLD = job->pl->hld;
     ptrdiff_t p;
     for (p = p0; p < p1; ++p)
-        if (job->buf.slen[p] > t)
-            memcpy(xh + p * HLD, job->x + FR_FN(fr_step_row)(job, p, t) * D, (size_t)D * sizeof(FR_T));
+        if (job->buf.slen[p] > t) {
+            const FR_T *x = job->x + FR_FN(fr_step_row)(job, p, t) * D;
+            memcpy(job->buf.xh[buf] + p * HLD, x, (size_t)D * sizeof(FR_T));
+            if (job->bpath)
+                FR_FN(fr_operand)(job, job->buf.ab[buf] + (size_t)(p * job->pl->ald) * job->aes, 0, x, D);
+        }
 }
 
 /* First sorted position of row group g of ng (see fr_forward_task): sorted position q
@@ -215,13 +263,22 @@ static void FR_FN(fr_chunk_sort)(void *arg, ptrdiff_t chunk, int tid)
         perm[p] = b;
         slen[p] = len;
     }
+    if (job->bpath) { /* operand rows: their padding stays zero (0 * NaN would not) */
+        const fr_plan *pl = job->pl;
+        memset(bf->ab[0], 0, (size_t)(B * pl->ald) * pl->aes);
+        memset(bf->ab[1], 0, (size_t)(B * pl->ald) * pl->aes);
+        memset(bf->rb, 0, (size_t)(B * pl->rbld) * pl->aes);
+        memset(bf->mb, 0, (size_t)(B * pl->mbld) * pl->aes);
+    }
     for (p = 0; p < B; ++p) {
         memcpy(bf->h[0] + p * HLD, (const FR_T *)S->h0 + perm[p] * P, (size_t)P * sizeof(FR_T));
         if (job->L->cell == FR_CELL_LSTM)
             memcpy(bf->c + p * U, (const FR_T *)S->c0 + perm[p] * U, (size_t)U * sizeof(FR_T));
+        if (job->bpath)
+            FR_FN(fr_operand)(job, bf->ab[0] + (size_t)(p * job->pl->ald) * job->aes, job->pl->aoff, bf->h[0] + p * HLD, P);
     }
     if (job->pl->fused) /* the inputs of step 0 */
-        FR_FN(fr_load_x)(job, bf->xh[0], 0, 0, B);
+        FR_FN(fr_load_x)(job, 0, 0, 0, B);
     /* the rows the recurrence will read, in chunks for the input projection: padding
      * past a row's length is never projected */
     {
@@ -296,14 +353,26 @@ static void FR_FN(fr_chunk_xproj)(void *arg, ptrdiff_t chunk, int tid)
     r0 += (chunk - cum[lo]) * job->proj_rows;
     r1 = r0 + job->proj_rows < end ? r0 + job->proj_rows : end;
     nt = FR_FN(fr_ntiles)(job, r1 - r0);
-    for (mi = 0; mi < 2; ++mi) {
-        const FR_FN(fr_pmat) *m = mats[mi];
-        FR_T *col = job->buf.xproj + (mi ? job->mats[FR_MAT_XH].np * job->mats[FR_MAT_XH].pw : 0);
-        for (q = 0; q < m->np; ++q)
-            for (i = 0; i < nt; ++i) {
-                const ptrdiff_t a = r0 + FR_FN(fr_tile_lo)(r1 - r0, nt, i), e = r0 + FR_FN(fr_tile_lo)(r1 - r0, nt, i + 1);
-                FR_FN(fr_product)(job, m, q, 1, (int)(e - a), job->x + a * D, D, col + a * XW + q * m->pw, XW);
-            }
+    {
+        const void *a = job->x;
+        ptrdiff_t lda = D, r;
+        if (job->bpath) { /* these rows of x, rounded once into the operand rows xb */
+            lda = job->pl->xbld;
+            for (r = r0; r < r1; ++r)
+                FR_FN(fr_operand)(job, job->buf.xb + (size_t)(r * lda) * job->aes, 0, job->x + r * D, D);
+            a = job->buf.xb;
+        }
+        for (mi = 0; mi < 2; ++mi) {
+            const FR_FN(fr_pmat) *m = mats[mi];
+            FR_T *col = job->buf.xproj + (mi ? job->mats[FR_MAT_XH].np * job->mats[FR_MAT_XH].pw : 0);
+            for (q = 0; q < m->np; ++q)
+                for (i = 0; i < nt; ++i) {
+                    const ptrdiff_t lo = r0 + FR_FN(fr_tile_lo)(r1 - r0, nt, i);
+                    const ptrdiff_t hi = r0 + FR_FN(fr_tile_lo)(r1 - r0, nt, i + 1);
+                    FR_FN(fr_product)(job, m, q, 1, (int)(hi - lo), FR_FN(fr_arow)(job, a, lo, lda), lda,
+                                      col + lo * XW + q * m->pw, XW);
+                }
+        }
     }
 }
 
@@ -320,16 +389,19 @@ static void FR_FN(fr_next_inputs)(const FR_FN(fr_phase) *ph, ptrdiff_t chunk, pt
     const ptrdiff_t *slen = job->buf.slen;
     ptrdiff_t p, off;
     if (job->pl->fused) {
-        if (job->L->cell == FR_CELL_GRU) { /* x_t into [x_t | r*h] */
+        if (job->L->cell == FR_CELL_GRU && job->nb > 0) { /* x_t into [x_t | r*h] */
             const ptrdiff_t D = job->L->depth, n = p1 - p0;
-            for (p = p0 + chunk * n / nchunks; p < p0 + (chunk + 1) * n / nchunks; ++p)
+            for (p = p0 + chunk * n / nchunks; p < p0 + (chunk + 1) * n / nchunks; ++p) {
                 memcpy(job->buf.rh + p * job->pl->rld, ph->h - job->pl->hoff + p * job->pl->hld,
                        (size_t)D * sizeof(FR_T));
+                if (job->bpath) /* already rounded in the step's operand rows */
+                    memcpy(job->buf.rb + (size_t)(p * job->pl->rbld) * job->aes,
+                           job->buf.ab[t % 2] + (size_t)(p * job->pl->ald) * job->aes, (size_t)job->pl->rboff * job->aes);
+            }
         }
         if (t + 1 < job->S->time) {
             const ptrdiff_t n = FR_FN(fr_active)(slen, p0, p1, t + 1) - p0;
-            FR_FN(fr_load_x)(job, ph->hn - job->pl->hoff, t + 1, p0 + chunk * n / nchunks,
-                             p0 + (chunk + 1) * n / nchunks);
+            FR_FN(fr_load_x)(job, (int)((t + 1) % 2), t + 1, p0 + chunk * n / nchunks, p0 + (chunk + 1) * n / nchunks);
         }
         return;
     }
@@ -355,16 +427,19 @@ FR_FN(fr_block_a)(const FR_FN(fr_phase) *ph, ptrdiff_t p, FR_T *out, FR_T *zb, c
     const ptrdiff_t U = job->L->units, HLD = job->pl->hld, vl = FR_VL;
     const FR_T *h = ph->h + p * HLD;
     FR_T *hn = ph->hn + p * HLD;
+    const fr_plan *pl = job->pl;
     switch (job->L->cell) {
     case FR_CELL_RNN:
         FR_FN(fr_rnn_row)(cell, zb, xp, hn, u0, n);
         memcpy(out + u0, hn + u0, (size_t)n * sizeof(FR_T));
         break;
     case FR_CELL_LSTM: {
-        FR_T *m = job->pl->has_proj ? bf->mbuf + p * U : hn;
+        FR_T *m = pl->has_proj ? bf->mbuf + p * U : hn;
         FR_FN(fr_lstm_row)(cell, zb, vl, xp, vl, bf->c + p * U, m, u0, n);
-        if (!job->pl->has_proj)
+        if (!pl->has_proj)
             memcpy(out + u0, m + u0, (size_t)n * sizeof(FR_T));
+        else if (job->bpath) /* m is the projection's operand */
+            FR_FN(fr_operand)(job, bf->mb + (size_t)(p * pl->mbld) * job->aes, u0, m + u0, n);
         break;
     }
     default: /* FR_CELL_GRU */
@@ -373,10 +448,16 @@ FR_FN(fr_block_a)(const FR_FN(fr_phase) *ph, ptrdiff_t p, FR_T *out, FR_T *zb, c
             FR_FN(fr_gru_after_row)(cell, zb, vl, xp, vl, h, hn, u0, n);
             memcpy(out + u0, hn + u0, (size_t)n * sizeof(FR_T));
         } else { /* TF1: gates and r * h; the candidate needs every unit of it (phase B) */
-            FR_FN(fr_gru_gates_row)(cell, zb, vl, xp, vl, h, bf->rh + p * job->pl->rld + job->pl->rld - U, u0, n);
+            FR_T *rh = bf->rh + p * pl->rld + pl->rld - U;
+            FR_FN(fr_gru_gates_row)(cell, zb, vl, xp, vl, h, rh, u0, n);
             memcpy(bf->ubuf + p * U + u0, zb + vl, (size_t)n * sizeof(FR_T));
+            if (job->bpath)
+                FR_FN(fr_operand)(job, bf->rb + (size_t)(p * pl->rbld) * job->aes, pl->rboff + u0, rh + u0, n);
+            return; /* h' comes in phase B */
         }
     }
+    if (job->bpath && !pl->has_proj) /* h' is the next step's operand */
+        FR_FN(fr_operand)(job, bf->ab[(ph->t + 1) % 2] + (size_t)(p * pl->ald) * job->aes, pl->aoff + u0, hn + u0, n);
 }
 
 /* Phase A's epilogue: the cell's update of sorted row p (x/out row `row`) for the units
@@ -411,9 +492,9 @@ static void FR_FN(fr_chunk_panels)(const FR_FN(fr_phase) *ph, ptrdiff_t chunk, p
 /* Run the product of the active rows [p0, p1) (A rows of width lda) with panels [q0, q1)
  * of m, one register tile at a time, each followed by the epilogue `ep` of its rows
  * (phase A or B).  A one-row tile takes two panels at once. */
-#define FR_TILE_BUF (8 * 2 * FR_NVMAX * FR_VL) /* the largest tile: 8 x 4 vectors, or 1 x 8 */
+#define FR_TILE_BUF (16 * FR_NVMAX * 16) /* the largest tile: AMX, 16 rows x 4 x 16 floats (>= 8 x 2 x 4 vectors) */
 static void FR_FN(fr_tiles)(const FR_FN(fr_phase) *ph, const FR_FN(fr_pmat) *m, ptrdiff_t q0, ptrdiff_t q1,
-                            const FR_T *a, ptrdiff_t lda,
+                            const void *a, ptrdiff_t lda,
                             void (*ep)(const FR_FN(fr_phase) *, ptrdiff_t, ptrdiff_t, ptrdiff_t, FR_T *))
 {
     const FR_FN(fr_job) *job = ph->job;
@@ -424,7 +505,7 @@ static void FR_FN(fr_tiles)(const FR_FN(fr_phase) *ph, const FR_FN(fr_pmat) *m, 
         const int np = n == 1 && q + 1 < q1 ? 2 : 1;
         for (i = 0; i < nt; ++i) {
             const ptrdiff_t lo = ph->p0 + FR_FN(fr_tile_lo)(n, nt, i), hi = ph->p0 + FR_FN(fr_tile_lo)(n, nt, i + 1);
-            FR_FN(fr_product)(job, m, q, np, (int)(hi - lo), a + lo * lda, lda, tbuf, np * pw);
+            FR_FN(fr_product)(job, m, q, np, (int)(hi - lo), FR_FN(fr_arow)(job, a, lo, lda), lda, tbuf, np * pw);
             for (r = lo; r < hi; ++r) {
                 const ptrdiff_t row = FR_FN(fr_step_row)(job, r, ph->t);
                 int k;
@@ -448,7 +529,10 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
     (void)tid;
     FR_FN(fr_chunk_panels)(ph, chunk, job->mats[FR_MAT_XH].np, &q0, &q1);
     FR_FN(fr_next_inputs)(ph, chunk, q0, q1);
-    if (job->pl->fused) /* [x_t | h] . kernel */
+    if (job->bpath) /* the rounded operand rows, [x_t | h] or [h] */
+        FR_FN(fr_tiles)(ph, job->pl->fused ? &job->mats[FR_MAT_XH] : &job->kern_h, q0, q1, job->buf.ab[ph->t % 2],
+                        job->pl->ald, FR_FN(fr_epilogue_a));
+    else if (job->pl->fused) /* [x_t | h] . kernel */
         FR_FN(fr_tiles)(ph, &job->mats[FR_MAT_XH], q0, q1, ph->h - job->pl->hoff, job->pl->hld,
                         FR_FN(fr_epilogue_a));
     else /* h . W_h, plus the hoisted x . W_x in the epilogue */
@@ -473,6 +557,9 @@ FR_FN(fr_block_b)(const FR_FN(fr_phase) *ph, ptrdiff_t p, FR_T *out, FR_T *zb, c
         FR_FN(fr_lstm_proj_row)(&job->cell, hn + u0, n);
     }
     memcpy(out + u0, hn + u0, (size_t)n * sizeof(FR_T));
+    if (job->bpath) /* h' is the next step's operand */
+        FR_FN(fr_operand)(job, job->buf.ab[(ph->t + 1) % 2] + (size_t)(p * job->pl->ald) * job->aes,
+                          job->pl->aoff + u0, hn + u0, n);
 }
 
 /* Phase B's epilogue for sorted row p and panel q of its matrix (one gate block). */
@@ -509,10 +596,16 @@ static void FR_FN(fr_chunk_step_b)(void *arg, ptrdiff_t chunk, int tid)
     if (job->L->cell == FR_CELL_GRU) {
         const FR_FN(fr_pmat) *m = job->pl->fused ? &job->mats[FR_MAT_C] : &job->cand_h;
         FR_FN(fr_chunk_panels)(ph, chunk, m->np, &q0, &q1);
-        FR_FN(fr_tiles)(ph, m, q0, q1, job->buf.rh, job->pl->rld, FR_FN(fr_epilogue_b));
+        if (job->bpath)
+            FR_FN(fr_tiles)(ph, m, q0, q1, job->buf.rb, job->pl->rbld, FR_FN(fr_epilogue_b));
+        else
+            FR_FN(fr_tiles)(ph, m, q0, q1, job->buf.rh, job->pl->rld, FR_FN(fr_epilogue_b));
     } else {
         FR_FN(fr_chunk_panels)(ph, chunk, job->mats[FR_MAT_PROJ].np, &q0, &q1);
-        FR_FN(fr_tiles)(ph, &job->mats[FR_MAT_PROJ], q0, q1, job->buf.mbuf, job->L->units, FR_FN(fr_epilogue_b));
+        if (job->bpath)
+            FR_FN(fr_tiles)(ph, &job->mats[FR_MAT_PROJ], q0, q1, job->buf.mb, job->pl->mbld, FR_FN(fr_epilogue_b));
+        else
+            FR_FN(fr_tiles)(ph, &job->mats[FR_MAT_PROJ], q0, q1, job->buf.mbuf, job->L->units, FR_FN(fr_epilogue_b));
     }
 }
 
@@ -619,6 +712,8 @@ static void FR_FN(fr_forward_task)(void *arg, int tid, int nthreads)
         FR_FN(fr_run_steps)(&ph, 0, job->S->batch, &cur, tid);
     fr_queue_phase(&job->queue, &cur, tid, (job->S->batch + FR_FINAL_ROWS - 1) / FR_FINAL_ROWS,
                    FR_FN(fr_chunk_final), &ph);
+    if (job->bpath == FR_BF16_AMX) /* no tile state kept past the call (8 KiB per context switch) */
+        fr_amx_release();
     fr_fp_restore(fp_saved);
 }
 
@@ -657,9 +752,11 @@ static void FR_FN(fr_forward_prepare)(void *arg, int nthreads)
 static void FR_FN(fr_init_pmats)(const fr_mat_layout *lay, char *base, const size_t *off, FR_FN(fr_pmat) *m)
 {
     int mi;
-    for (mi = 0; mi < FR_NMATS; ++mi)
-        m[mi] = (FR_FN(fr_pmat)){.p = (FR_T *)(void *)(base + off[mi]), .k0 = 0, .K = lay[mi].K, .kst = lay[mi].K,
+    for (mi = 0; mi < FR_NMATS; ++mi) {
+        const size_t pes = lay[mi].format == FR_PACK_VNNI || lay[mi].format == FR_PACK_AMX ? 2 : sizeof(FR_T);
+        m[mi] = (FR_FN(fr_pmat)){.p = base + off[mi], .pes = pes, .k0 = 0, .K = lay[mi].Kp, .kst = lay[mi].Kp,
                                  .pw = lay[mi].pw, .np = lay[mi].np, .nv = lay[mi].pw / FR_VL, .lay = &lay[mi]};
+    }
 }
 
 /* fr_pack_weights for this ISA: every matrix at its offset in `buf`. */
@@ -669,7 +766,7 @@ void FR_ENTRY(fr_pack_weights)(const fr_mat_layout *lay, char *buf, const size_t
     ptrdiff_t q;
     for (mi = 0; mi < FR_NMATS; ++mi)
         for (q = 0; q < lay[mi].np; ++q)
-            FR_FN(fr_pack_panel)(&lay[mi], q, (FR_T *)(void *)(buf + off[mi]));
+            FR_FN(fr_pack_panel)(&lay[mi], q, buf + off[mi]);
 }
 
 void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, const fr_options *opt, char *base,
@@ -697,14 +794,18 @@ void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, const fr_options *
         return;
     FR_FN(fr_init_pmats)(pl->mats, pl->prepacked ? (char *)(uintptr_t)pl->prepacked : base,
                          pl->prepacked ? pl->pre_off : pl->off_pack, job.mats);
-    job.rmax = (int)FR_RMAX_OF(job.mats[FR_MAT_XH].nv);
+    job.bpath = pl->bpath;
+    job.aes = pl->bpath ? pl->aes : sizeof(FR_T);
+    job.rmax = pl->bpath == FR_BF16_AMX ? 16 : (int)FR_RMAX_OF(job.mats[FR_MAT_XH].nv); /* AMX: a tile of 16 rows */
     if (pl->tile_rows > 0 && pl->tile_rows < job.rmax)
         job.rmax = pl->tile_rows;
-    job.kern_x = FR_FN(fr_pmat_rows)(&job.mats[FR_MAT_XH], 0, D);
-    job.kern_h = FR_FN(fr_pmat_rows)(&job.mats[FR_MAT_XH], D, job.mats[FR_MAT_XH].K);
-    job.cand_x = FR_FN(fr_pmat_rows)(&job.mats[FR_MAT_C], 0, job.mats[FR_MAT_C].np ? D : 0);
-    job.cand_h = FR_FN(fr_pmat_rows)(&job.mats[FR_MAT_C], job.mats[FR_MAT_C].np ? D : 0,
-                                     job.mats[FR_MAT_C].K);
+    {   /* the input rows and the recurrent rows (each segment padded to the packing's granularity) */
+        const ptrdiff_t dx = FR_KPAD(D, pl->mats[FR_MAT_XH].gran);
+        job.kern_x = FR_FN(fr_pmat_rows)(&job.mats[FR_MAT_XH], 0, dx);
+        job.kern_h = FR_FN(fr_pmat_rows)(&job.mats[FR_MAT_XH], dx, job.mats[FR_MAT_XH].K);
+        job.cand_x = FR_FN(fr_pmat_rows)(&job.mats[FR_MAT_C], 0, job.mats[FR_MAT_C].np ? dx : 0);
+        job.cand_h = FR_FN(fr_pmat_rows)(&job.mats[FR_MAT_C], job.mats[FR_MAT_C].np ? dx : 0, job.mats[FR_MAT_C].K);
+    }
     job.ppc = B == 1 ? 2 : 1; /* one row: two panels per tile, for more independent chains */
     job.na = (job.mats[FR_MAT_XH].np + job.ppc - 1) / job.ppc;
     job.nb = L->cell == FR_CELL_GRU && !L->cand_recurrent_bias ? (job.mats[FR_MAT_C].np + job.ppc - 1) / job.ppc

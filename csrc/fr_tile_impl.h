@@ -55,12 +55,16 @@ static inline void FR_FN(fr_vstore)(FR_T *p, FR_FN(fr_vec) v)
     memcpy(p, &v, sizeof v);
 }
 
-/* A packed matrix, or a view of some of its rows. */
+/* A packed matrix, or a view of some of its rows.  Whatever the format (fr_pack_format),
+ * panel q holds kst x pw elements of pes bytes and its row k starts at element k * pw
+ * (VNNI pairs and AMX tiles keep that true for rows at multiples of their granularity,
+ * which every view starts at). */
 typedef struct {
-    FR_T *p;        /* panel 0, at the view's first row */
-    ptrdiff_t k0;   /* the view's first row in the whole matrix */
-    ptrdiff_t K;    /* rows of the view */
-    ptrdiff_t kst;  /* rows of every panel in memory (the whole matrix's K) */
+    char *p;        /* panel 0, at the view's first row */
+    size_t pes;     /* bytes of a packed element */
+    ptrdiff_t k0;   /* the view's first packed row in the whole matrix */
+    ptrdiff_t K;    /* packed rows of the view */
+    ptrdiff_t kst;  /* packed rows of every panel in memory (the whole matrix's Kp) */
     ptrdiff_t pw;   /* panel width (elements) */
     ptrdiff_t np;   /* panels */
     ptrdiff_t nv;   /* vectors per panel row: pw / VL */
@@ -68,29 +72,34 @@ typedef struct {
 } FR_FN(fr_pmat);
 
 /* Panel q of m, at the view's first row. */
-static inline const FR_T *FR_FN(fr_panel)(const FR_FN(fr_pmat) *m, ptrdiff_t q)
+static inline const char *FR_FN(fr_panel)(const FR_FN(fr_pmat) *m, ptrdiff_t q)
 {
-    return m->p + q * m->kst * m->pw;
+    return m->p + (size_t)(q * m->kst * m->pw) * m->pes;
 }
 
-/* Rows [k0, k1) of m: the input rows (W_x) or the recurrent rows (W_h) of a matrix packed
- * whole, with no copy. */
+/* Packed rows [k0, k1) of m: the input rows (W_x) or the recurrent rows (W_h) of a matrix
+ * packed whole, with no copy. */
 static FR_FN(fr_pmat) FR_FN(fr_pmat_rows)(const FR_FN(fr_pmat) *m, ptrdiff_t k0, ptrdiff_t k1)
 {
     FR_FN(fr_pmat) v = *m;
     v.k0 = m->k0 + k0;
     v.K = k1 - k0;
     if (m->np > 0) /* an absent matrix (0 bytes): no pointer into it */
-        v.p = m->p + k0 * m->pw;
+        v.p = m->p + (size_t)(k0 * m->pw) * m->pes;
     return v;
 }
 
-/* Panel q of the matrix `lay` packed at `out` (np * K * pw elements). */
-static void FR_FN(fr_pack_panel)(const fr_mat_layout *lay, ptrdiff_t q, FR_T *out)
+/* Panel q of the matrix `lay` packed at `out` (np * Kp * pw elements); the bfloat16
+ * formats are packed by fr_bf16.c. */
+static void FR_FN(fr_pack_panel)(const fr_mat_layout *lay, ptrdiff_t q, void *out)
 {
     const ptrdiff_t vl = FR_VL, G = lay->G, K = lay->K, pw = lay->pw;
     ptrdiff_t k, b, g, j;
-    FR_T *dst = out + q * K * pw;
+    FR_T *dst = (FR_T *)out + q * K * pw;
+    if (lay->format != FR_PACK_NATIVE) {
+        fr_bf16_pack_panel(lay, q, out, vl);
+        return;
+    }
     for (k = 0; k < K; ++k) {
         for (b = 0; b < lay->ubp; ++b) {
             const ptrdiff_t u0 = (q * lay->ubp + b) * vl;
@@ -147,7 +156,7 @@ FR_FN(fr_tile_n)(const int R, const int NV, const int NP, ptrdiff_t K, const FR_
 static void FR_FN(fr_tile)(const FR_FN(fr_pmat) *m, ptrdiff_t q, int np, int R, const FR_T *A, ptrdiff_t lda,
                            FR_T *C, ptrdiff_t ldc, ptrdiff_t pf)
 {
-    const FR_T *B = FR_FN(fr_panel)(m, q);
+    const FR_T *B = (const FR_T *)(const void *)FR_FN(fr_panel)(m, q);
     const ptrdiff_t bs = m->kst * m->pw, K = m->K, pw = m->pw;
 #define FR_TILE_CASE(nv, np_, r)                                                                   \
     case (nv) * 100 + (np_) * 10 + (r):                                                           \

@@ -146,6 +146,13 @@ static int same_as(const void *buf, const double *ref, size_t n, int dtype)
 }
 
 static double g_rtol, g_atol;
+static int g_bf16; /* 0: the dtype's arithmetic; else the fr_bf16_path run_case uses */
+
+/* A product operand or weight as the bfloat16 paths see it: rounded to bfloat16. */
+static double rbf(double v)
+{
+    return g_bf16 ? (double)fr_bf16_to_f32(fr_bf16_round((float)v)) : v;
+}
 
 /* max over i of |got-ref| / (rtol*|ref| + atol); <= 1 passes. */
 static double worst(const void *got, const double *ref, size_t n, int dtype, size_t *where)
@@ -463,16 +470,16 @@ static void ref_forward(const cfg_t *cfg, const params_t *pr, ptrdiff_t B, ptrdi
                     o[q] = 0.0;
                 continue;
             }
-            /* v = concat([x_t, h]) */
+            /* v = concat([x_t, h]) (bfloat16: the operands and weights rounded) */
             for (k = 0; k < D; ++k)
-                v[k] = pr->x[row * D + k];
+                v[k] = rbf(pr->x[row * D + k]);
             for (k = 0; k < P; ++k)
-                v[D + k] = hb[k];
+                v[D + k] = rbf(hb[k]);
             /* z = v . kernel + bias */
             for (n = 0; n < G * U; ++n) {
                 double s = pr->bias[n];
                 for (k = 0; k < D + P; ++k)
-                    s += v[k] * pr->kernel[k * G * U + n];
+                    s += v[k] * rbf(pr->kernel[k * G * U + n]);
                 z[n] = s;
             }
             if (cfg->cell == FR_CELL_RNN) {
@@ -500,7 +507,7 @@ static void ref_forward(const cfg_t *cfg, const params_t *pr, ptrdiff_t B, ptrdi
                     for (q = 0; q < P; ++q) {
                         double s = 0.0;
                         for (n = 0; n < U; ++n)
-                            s += m[n] * pr->projk[n * P + q];
+                            s += rbf(m[n]) * rbf(pr->projk[n * P + q]);
                         hn[q] = cfg->proj_clip ? r_clip(s, pr->proj_clip) : s;
                     }
                 } else {
@@ -510,11 +517,11 @@ static void ref_forward(const cfg_t *cfg, const params_t *pr, ptrdiff_t B, ptrdi
             } else { /* GRU */
                 double *zc = (double *)xmalloc((size_t)U * sizeof(double));
                 for (k = 0; k < P; ++k) /* v = concat([x_t, r * h]) */
-                    v[D + k] = r_sig(z[k]) * hb[k];
+                    v[D + k] = rbf(r_sig(z[k]) * hb[k]);
                 for (n = 0; n < U; ++n) {
                     double s = pr->cand_bias[n];
                     for (k = 0; k < D + U; ++k)
-                        s += v[k] * pr->cand_kernel[k * U + n];
+                        s += v[k] * rbf(pr->cand_kernel[k * U + n]);
                     zc[n] = s;
                 }
                 for (n = 0; n < U; ++n) {
@@ -568,7 +575,13 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
     g_case++;
     /* NULL: fastrnn's packed GEMM; null entries: the portable C GEMM; test: a BLAS-like table */
     blas = (g_case % 3 == 0) ? NULL : (g_case % 3 == 1) ? &g_blas_null_entries : &g_blas_test;
+    if (g_bf16) /* bfloat16 runs on the packed GEMM only */
+        blas = NULL;
     opt = opts_with(blas);
+    if (g_bf16) {
+        opt.precision = FR_PREC_BF16;
+        opt.bf16_path = g_bf16;
+    }
 
     pr.kernel = rand_arr(nk, wscale, dtype);
     pr.bias = rand_arr((size_t)(G * U), 0.5, dtype);
@@ -674,10 +687,11 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
     memset(wbuf, 0xA5, wsize + off); /* garbage, not zeros */
 
     snprintf(desc, sizeof desc,
-             "%s %s B=%ld T=%ld D=%ld U=%ld P=%ld tm=%d rev=%d len=%d blas=%s",
+             "%s %s B=%ld T=%ld D=%ld U=%ld P=%ld tm=%d rev=%d len=%d blas=%s bf16=%s",
              cfg->name, dtype == FR_FLOAT32 ? "f32" : "f64", (long)B, (long)T, (long)D,
              (long)U, (long)P, time_major, reverse, lenmode,
-             blas == NULL ? "NULL" : blas == &g_blas_test ? "test" : "null-entries");
+             blas == NULL ? "NULL" : blas == &g_blas_test ? "test" : "null-entries",
+             g_bf16 ? fr_bf16_name(g_bf16) : "no");
 
     CHECK(wsize > 0, "%s: workspace size 0", desc);
     st = fr_layer_forward(&L, &S, &opt, wbuf + off, wsize);
@@ -771,6 +785,33 @@ static void test_forward(void)
 }
 
 /* -------------------------------------------------- (c) argument checking */
+
+/* precision=bfloat16 on every path this machine runs (the portable one always), float32
+ * layers, against the reference rounding the same operands.  Tolerance 1e-2: a float32
+ * value that lands on a bfloat16 rounding boundary (after sums in another order than
+ * the reference's) rounds the other way, which moves later values by ~2^-9 of a term;
+ * wrong packing or a missed operand gives errors of order 1 (the Python tests check the
+ * rounding itself exactly). */
+static void test_forward_bf16(void)
+{
+    static const ptrdiff_t batches[] = {1, 5, 18}, units[] = {1, 9, 37};
+    int path, isa = fr_isa_resolve(g_opt.isa);
+    size_t ci, bi, ui;
+    for (path = FR_BF16_PORTABLE; path <= FR_BF16_AMX; ++path) {
+        if (fr_bf16_resolve(path, isa, 1) != path) {
+            printf("bfloat16 %s: not available here (CPU, OS permission or build), skipped\n", fr_bf16_name(path));
+            continue;
+        }
+        g_bf16 = path;
+        g_rtol = g_atol = 1e-2;
+        for (ci = 0; ci < sizeof g_cfgs / sizeof g_cfgs[0]; ++ci)
+            for (bi = 0; bi < sizeof batches / sizeof batches[0]; ++bi)
+                for (ui = 0; ui < sizeof units / sizeof units[0]; ++ui)
+                    run_case(&g_cfgs[ci], FR_FLOAT32, batches[bi], 6, 3 + (ptrdiff_t)ci % 5, units[ui],
+                             (int)(ci + bi) % 2, (int)(bi + ui) % 2, (int)(ci + ui) % 3);
+        g_bf16 = 0;
+    }
+}
 
 static void test_args(void)
 {
@@ -1117,6 +1158,7 @@ int main(void)
     test_gemm();
     test_args();
     test_forward();
+    test_forward_bf16();
     test_fp_state();
     test_packed();
     printf("%d passed, %d failed\n", g_pass, g_fail);

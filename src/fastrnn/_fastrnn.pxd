@@ -36,6 +36,14 @@ cdef extern from "fastrnn.h" nogil:
         FR_GEMM_PACKED
         FR_GEMM_BLAS
         FR_GEMM_PORTABLE
+    ctypedef enum fr_precision:
+        FR_PREC_NATIVE
+        FR_PREC_BF16
+    ctypedef enum fr_bf16_path:
+        FR_BF16_AUTO
+        FR_BF16_PORTABLE
+        FR_BF16_AVX512
+        FR_BF16_AMX
 
     ctypedef void (*fr_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
                                  float *alpha, float *a, int *lda, float *b, int *ldb,
@@ -55,6 +63,8 @@ cdef extern from "fastrnn.h" nogil:
         int gemm
         int nthreads
         int tile_rows
+        int precision
+        int bf16_path
         const fr_blas *blas
 
     ctypedef struct fr_layer:
@@ -105,4 +115,6 @@ cdef extern from "fastrnn.h" nogil:
     int fr_isa_resolve(int isa) noexcept
     const char *fr_isa_name(int isa) noexcept
     int fr_online_cpus() noexcept
+    int fr_bf16_resolve(int path, int isa, Py_ssize_t batch) noexcept
+    const char *fr_bf16_name(int path) noexcept
     int fr_apply_activation(int isa, int activation, int dtype, void *x, Py_ssize_t n) noexcept

@@ -13,6 +13,8 @@ ISAS: Dict[str, int]
 XPROJ: Dict[str, int]
 SCHEDULES: Dict[str, int]
 GEMMS: Dict[str, int]
+PRECISIONS: Dict[str, int]
+BF16_PATHS: Dict[str, int]
 WORKSPACE_CACHE_BYTES: int
 MAX_IDLE_WORKSPACES: int
 
@@ -20,6 +22,8 @@ def cell_gates(cell: int) -> int: ...
 def online_cpus() -> int: ...
 def resolve_isa(isa: str) -> str: ...
 def available_isas() -> List[str]: ...
+def resolve_bf16(path: str, isa: str, batch: int) -> str: ...
+def available_bf16_paths() -> List[str]: ...
 
 class Options:
     isa: str
@@ -28,9 +32,11 @@ class Options:
     gemm: str
     nthreads: int
     tile_rows: int
+    precision: str
+    bf16_path: str
     resolved_isa: int
     def __init__(self, *, isa: str, xproj: str, schedule: str, gemm: str, nthreads: int,
-                 tile_rows: int) -> None: ...
+                 tile_rows: int, precision: str, bf16_path: str) -> None: ...
 
 class Layer:
     cell: int

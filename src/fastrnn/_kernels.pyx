@@ -39,6 +39,9 @@ ISAS = {"auto": c.FR_ISA_AUTO, "generic": c.FR_ISA_GENERIC, "avx2": c.FR_ISA_AVX
 XPROJ = {"auto": c.FR_XPROJ_AUTO, "hoisted": c.FR_XPROJ_HOISTED, "fused": c.FR_XPROJ_FUSED}
 SCHEDULES = {"auto": c.FR_SCHED_AUTO, "columns": c.FR_SCHED_COLUMNS, "rows": c.FR_SCHED_ROWS}
 GEMMS = {"packed": c.FR_GEMM_PACKED, "blas": c.FR_GEMM_BLAS, "portable": c.FR_GEMM_PORTABLE}
+PRECISIONS = {"native": c.FR_PREC_NATIVE, "bfloat16": c.FR_PREC_BF16}
+BF16_PATHS = {"auto": c.FR_BF16_AUTO, "portable": c.FR_BF16_PORTABLE, "avx512_bf16": c.FR_BF16_AVX512,
+              "amx": c.FR_BF16_AMX}
 
 cdef enum:
     MAX_BUFFERS = 12
@@ -70,6 +73,28 @@ def resolve_isa(str isa):
 def available_isas():
     """The instruction sets this CPU and build run, worst to best."""
     return [name for name, code in ISAS.items() if code != c.FR_ISA_AUTO and c.fr_isa_resolve(code) == code]
+
+
+def resolve_bf16(str path, str isa, Py_ssize_t batch):
+    """The bfloat16 path a call on ``batch`` rows runs with on ``isa`` ("auto": the fastest
+    this CPU has; AMX from a few rows on); ``ValueError`` when the one requested is not
+    available (CPU, the OS's AMX permission, the build, or an instruction set below AVX-512)."""
+    cdef int i = c.fr_isa_resolve(_choice(ISAS, isa, "isa"))
+    cdef int r
+    if i < 0:
+        resolve_isa(isa)  # raises
+    r = c.fr_bf16_resolve(_choice(BF16_PATHS, path, "bf16_path"), i, batch)
+    if r < 0:
+        raise ValueError(f"bf16_path: {path!r} is not available here (isa {c.fr_isa_name(i).decode()}; "
+                         f"available: {', '.join(available_bf16_paths())})")
+    return c.fr_bf16_name(r).decode()
+
+
+def available_bf16_paths():
+    """The bfloat16 paths this CPU, OS and build run (on its best instruction set)."""
+    cdef int best = c.fr_isa_resolve(c.FR_ISA_AUTO)
+    return [name for name, code in BF16_PATHS.items()
+            if code != c.FR_BF16_AUTO and c.fr_bf16_resolve(code, best, 1 << 20) == code]
 
 
 cdef int _choice(dict table, str value, str name) except -1:
@@ -110,14 +135,16 @@ cdef class Options:
     ``xproj``: ``"auto"``, ``"hoisted"``, ``"fused"``; ``schedule``: ``"auto"``,
     ``"columns"``, ``"rows"``; ``gemm``: ``"packed"``, ``"blas"`` (SciPy's), ``"portable"``;
     ``nthreads``: threads a call may use (>= 1); ``tile_rows``: rows of the largest register
-    tile (0: the instruction set's; the tests force each).
+    tile (0: the instruction set's; the tests force each); ``precision``: ``"native"`` or
+    ``"bfloat16"``; ``bf16_path``: ``"auto"``, ``"portable"``, ``"avx512_bf16"``, ``"amx"``.
     """
     cdef c.fr_options opts
-    cdef readonly str isa, xproj, schedule, gemm
+    cdef readonly str isa, xproj, schedule, gemm, precision, bf16_path
     cdef readonly int nthreads, tile_rows
     cdef readonly int resolved_isa
 
-    def __init__(self, *, str isa, str xproj, str schedule, str gemm, int nthreads, int tile_rows):
+    def __init__(self, *, str isa, str xproj, str schedule, str gemm, int nthreads, int tile_rows, str precision,
+                 str bf16_path):
         if nthreads < 1:
             raise ValueError(f"nthreads: expected a positive integer, got {nthreads}")
         if not 0 <= tile_rows <= 8:
@@ -130,16 +157,22 @@ cdef class Options:
         self.opts.gemm = _choice(GEMMS, gemm, "gemm")
         self.opts.nthreads = nthreads
         self.opts.tile_rows = tile_rows
+        self.opts.precision = _choice(PRECISIONS, precision, "precision")
+        self.opts.bf16_path = _choice(BF16_PATHS, bf16_path, "bf16_path")
+        if self.opts.precision == c.FR_PREC_BF16 and self.opts.gemm != c.FR_GEMM_PACKED:
+            raise ValueError(f"gemm: bfloat16 runs on the packed GEMM only, got {gemm!r}")
         if self.opts.gemm == c.FR_GEMM_BLAS:
             _load_scipy_blas()
             self.opts.blas = &_scipy_blas
         self.isa, self.xproj, self.schedule, self.gemm, self.nthreads = isa, xproj, schedule, gemm, nthreads
         self.tile_rows = tile_rows
+        self.precision, self.bf16_path = precision, bf16_path
         self.resolved_isa = c.fr_isa_resolve(self.opts.isa)
 
     def __repr__(self):
         return (f"Options(isa={self.isa!r}, xproj={self.xproj!r}, schedule={self.schedule!r}, "
-                f"gemm={self.gemm!r}, nthreads={self.nthreads}, tile_rows={self.tile_rows})")
+                f"gemm={self.gemm!r}, nthreads={self.nthreads}, tile_rows={self.tile_rows}, "
+                f"precision={self.precision!r}, bf16_path={self.bf16_path!r})")
 
 
 # ---- buffers --------------------------------------------------------------------------
@@ -347,8 +380,9 @@ cdef class Layer:
         return self.L.depth
 
     def packed_for(self, Options options):
-        """The weights packed for ``options``' instruction set (packed on first use)."""
-        key = options.resolved_isa
+        """The weights packed for ``options``' instruction set and precision (packed on first use;
+        a bfloat16 ``options`` names its path: "auto" packs for the path of a large batch)."""
+        key = (options.resolved_isa, options.opts.precision, options.opts.bf16_path)
         packed = self.packed.get(key)
         if packed is None:
             packed = np.empty(c.fr_packed_size(&self.L, &options.opts), np.uint8)
