@@ -87,6 +87,22 @@ def other_gemm(request: Any) -> Iterator[str]:
         yield request.param
 
 
+BF16_PATHS = ["portable", "avx512_bf16", "amx"]
+BF16_NEEDS = {"avx512_bf16": "a CPU with AVX512-BF16 (vdpbf16ps) and fastrnn's AVX-512 kernels",
+              "amx": "a CPU with AMX tiles (amx-tile, amx-bf16), the OS's permission for their state "
+                     "(arch_prctl ARCH_REQ_XCOMP_PERM) and fastrnn's AVX-512 kernels"}
+
+
+@pytest.fixture(params=BF16_PATHS)
+def bf16_path(request: Any) -> Iterator[str]:
+    """Run the test once per bfloat16 path, forced; a path this machine cannot run is skipped with
+    what it lacks (the portable path runs everywhere)."""
+    if request.param not in _kernels.available_bf16_paths():
+        pytest.skip(f"bfloat16 path {request.param!r} needs {BF16_NEEDS[request.param]}: not here")
+    with _options.override(bf16_path=request.param):
+        yield request.param
+
+
 @pytest.fixture
 def kernel_calls(monkeypatch: Any) -> List[int]:
     """The cell kind (``_kernels.CELL_*``) of every kernel call made during the test."""
