@@ -53,7 +53,8 @@ typedef enum {
     FR_OK = 0,
     FR_ERR_ARG = 1,       /* a size, pointer or enum is out of range */
     FR_ERR_WORKSPACE = 2, /* work is NULL or smaller than fr_workspace_size() */
-    FR_ERR_ISA = 3        /* the requested instruction set is not available (CPU or build) */
+    FR_ERR_ISA = 3,       /* the requested instruction set is not available (CPU or build) */
+    FR_ERR_CANCELLED = 4  /* fr_options.poll asked to stop: the outputs are incomplete */
 } fr_status;
 
 /* Instruction sets the kernels are compiled for; FR_ISA_AUTO picks the best the CPU runs. */
@@ -114,6 +115,12 @@ typedef struct fr_options {
     int precision;        /* fr_precision */
     int bf16_path;        /* fr_bf16_path (FR_PREC_BF16 only) */
     const fr_blas *blas;  /* FR_GEMM_BLAS only */
+    /* Interruption (may be NULL): called from the calling thread about every 10 ms while
+     * the call runs or waits for a free core; a non-zero return stops the call, which
+     * returns FR_ERR_CANCELLED within a time step (every thread turns its remaining work
+     * into no-ops; the pool and the workspace stay usable). */
+    int (*poll)(void *ctx);
+    void *poll_ctx;
 } fr_options;
 
 typedef struct fr_layer {

@@ -170,10 +170,10 @@ typedef struct fr_pack_header {
  * fr_forward_avx512.c (-mavx512f ...); CMake defines FR_BUILD_AVX2 /
  * FR_BUILD_AVX512 when the compiler supports those flags. */
 #define FR_FORWARD_DECL(isa)                                                            \
-    void fr_forward_##isa##_f32(const fr_layer *, const fr_seq *, const fr_options *, char *, \
-                                const fr_plan *);                                       \
-    void fr_forward_##isa##_f64(const fr_layer *, const fr_seq *, const fr_options *, char *, \
-                                const fr_plan *);                                       \
+    int fr_forward_##isa##_f32(const fr_layer *, const fr_seq *, const fr_options *, char *, \
+                               const fr_plan *);                                        \
+    int fr_forward_##isa##_f64(const fr_layer *, const fr_seq *, const fr_options *, char *, \
+                               const fr_plan *);                                        \
     void fr_apply_activation_##isa##_f32(float *, ptrdiff_t, int);                      \
     void fr_apply_activation_##isa##_f64(double *, ptrdiff_t, int);                     \
     void fr_pack_weights_##isa##_f32(const fr_mat_layout *, char *, const size_t *); \
@@ -191,11 +191,31 @@ typedef void (*fr_task_fn)(void *arg, int tid, int nthreads);
 /* Called with the job's actual thread count before any of its threads starts. */
 typedef void (*fr_prepare_fn)(void *arg, int nthreads);
 
-/* Run a job on up to `nthreads` threads (at most FR_MAX_THREADS; the caller is
- * thread 0) and return when all are done.  Runs it on the caller alone
- * (nthreads = 1) when the pool is busy with another caller's job.  `prepare` (may
- * be NULL) learns the count first. */
-void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthreads);
+/* Cancellation of one call: the caller's poll (fr_options.poll), asked from the caller's
+ * thread (tid 0) at most every FR_POLL_NS, and the flag every thread of the call reads. */
+#define FR_POLL_NS 10000000LL
+typedef struct fr_cancel {
+    int (*poll)(void *ctx);
+    void *ctx;
+    int flag;          /* atomic: 1 once cancelled */
+    long long next_ns; /* the caller's thread only: when to poll next */
+} fr_cancel;
+void fr_cancel_init(fr_cancel *c, const fr_options *o);
+/* tid 0 polls when due; every thread: whether the call is cancelled */
+int fr_cancel_check(fr_cancel *c, int tid);
+static inline int fr_cancelled(const fr_cancel *c)
+{
+    return c && __atomic_load_n(&c->flag, __ATOMIC_RELAXED);
+}
+
+/* Run a job on up to `nthreads` threads (at most FR_MAX_THREADS; the caller is thread 0)
+ * and return when all are done.  Cores are shared between concurrent callers: a call
+ * takes up to nthreads of the cores no other call holds, waiting for one when none is
+ * free (a call alone takes all it asks for), so callers never oversubscribe the machine;
+ * a call that gets one core, or finds the pool busy, runs on its caller alone.  `prepare`
+ * (may be NULL) learns the count first.  Returns 0, or -1 when `cancel` stopped it while
+ * it waited for a core (then the job did not run). */
+int fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthreads, fr_cancel *cancel);
 
 /* Phased work queue: the threads of a job run the same sequence of phases; a
  * phase is `nchunks` independent chunks, and it ends (for every thread) when all
@@ -208,6 +228,7 @@ void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthrea
 #define FR_QPAD 8 /* long longs per counter: one cache line each */
 typedef struct fr_queue {
     int nowners;
+    fr_cancel *cancel;                        /* polled by thread 0 while it waits (may be NULL) */
     long long done;                           /* atomic: chunks run, whole job */
     long long next[FR_MAX_THREADS * FR_QPAD]; /* atomic: per-owner ticket counters */
 } fr_queue;
@@ -217,7 +238,7 @@ typedef struct fr_cursor { /* one thread's view; every thread keeps its own */
     long long total;
 } fr_cursor;
 typedef void (*fr_chunk_fn)(void *ctx, ptrdiff_t chunk, int tid);
-void fr_queue_init(fr_queue *q, int nowners);
+void fr_queue_init(fr_queue *q, int nowners, fr_cancel *cancel);
 void fr_cursor_init(fr_cursor *cur, int nowners);
 void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_chunk_fn fn,
                     void *ctx);

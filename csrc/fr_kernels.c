@@ -413,8 +413,8 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, const fr_options *O,
  * build lacks is an error (FR_ERR_ISA), never a silent fallback. */
 
 typedef struct fr_isa_impl {
-    void (*forward_f32)(const fr_layer *, const fr_seq *, const fr_options *, char *, const fr_plan *);
-    void (*forward_f64)(const fr_layer *, const fr_seq *, const fr_options *, char *, const fr_plan *);
+    int (*forward_f32)(const fr_layer *, const fr_seq *, const fr_options *, char *, const fr_plan *);
+    int (*forward_f64)(const fr_layer *, const fr_seq *, const fr_options *, char *, const fr_plan *);
     void (*act_f32)(float *, ptrdiff_t, int);
     void (*act_f64)(double *, ptrdiff_t, int);
     void (*pack_f32)(const fr_mat_layout *, char *, const size_t *);
@@ -680,10 +680,8 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options 
         }
     }
     if (layer->dtype == FR_FLOAT32)
-        impl->forward_f32(layer, seq, &opt, base, &pl);
-    else
-        impl->forward_f64(layer, seq, &opt, base, &pl);
-    return FR_OK;
+        return impl->forward_f32(layer, seq, &opt, base, &pl);
+    return impl->forward_f64(layer, seq, &opt, base, &pl);
 }
 
 const char *fr_strerror(int status)
@@ -697,6 +695,8 @@ const char *fr_strerror(int status)
         return "workspace is NULL or smaller than fr_workspace_size()";
     case FR_ERR_ISA:
         return "the requested instruction set is not available on this CPU or in this build";
+    case FR_ERR_CANCELLED:
+        return "cancelled (fr_options.poll asked to stop)";
     default:
         return "unknown fastrnn status";
     }

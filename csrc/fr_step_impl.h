@@ -87,6 +87,7 @@ typedef struct {
     ptrdiff_t groups;      /* row split in this many groups, or 0: column split (fr_forward_task) */
     ptrdiff_t proj_rows;   /* rows per input-projection chunk */
     fr_queue queue;
+    fr_cancel cancel;      /* the caller's interruption (fr_options.poll) */
     /* segments of x rows that are ever read (set by the sort phase): one per batch row
      * (its first len[b] rows) for batch-major input with lengths, else one (all rows of
      * the steps before the longest length); xproj chunks cover them in order */
@@ -331,6 +332,8 @@ static ptrdiff_t FR_FN(fr_pack_chunks)(const FR_FN(fr_job) *job)
 static void FR_FN(fr_chunk_xproj)(void *arg, ptrdiff_t chunk, int tid)
 {
     FR_FN(fr_job) *job = ((FR_FN(fr_phase) *)arg)->job;
+    if (fr_cancel_check(&job->cancel, tid)) /* cancelled: every remaining chunk is a no-op */
+        return;
     const ptrdiff_t *cum = job->buf.pchunk, D = job->L->depth, XW = job->pl->xw;
     ptrdiff_t lo = 0, hi = job->nseg - 1, r0, r1, end, q, i, nt;
     const FR_FN(fr_pmat) *mats[2] = {&job->kern_x, &job->cand_x};
@@ -527,6 +530,8 @@ static void FR_FN(fr_chunk_step_a)(void *arg, ptrdiff_t chunk, int tid)
     const FR_FN(fr_job) *job = ph->job;
     ptrdiff_t q0, q1;
     (void)tid;
+    if (fr_cancelled(&job->cancel)) /* every remaining chunk is a no-op */
+        return;
     FR_FN(fr_chunk_panels)(ph, chunk, job->mats[FR_MAT_XH].np, &q0, &q1);
     FR_FN(fr_next_inputs)(ph, chunk, q0, q1);
     if (job->bpath) /* the rounded operand rows, [x_t | h] or [h] */
@@ -593,6 +598,8 @@ static void FR_FN(fr_chunk_step_b)(void *arg, ptrdiff_t chunk, int tid)
     const FR_FN(fr_job) *job = ph->job;
     ptrdiff_t q0, q1;
     (void)tid;
+    if (fr_cancelled(&job->cancel))
+        return;
     if (job->L->cell == FR_CELL_GRU) {
         const FR_FN(fr_pmat) *m = job->pl->fused ? &job->mats[FR_MAT_C] : &job->cand_h;
         FR_FN(fr_chunk_panels)(ph, chunk, m->np, &q0, &q1);
@@ -650,6 +657,10 @@ static void FR_FN(fr_run_steps)(FR_FN(fr_phase) *ph, ptrdiff_t p0, ptrdiff_t p1,
     for (t = 0; t < job->S->time; ++t) {
         ph->p1 = FR_FN(fr_active)(job->buf.slen, p0, ph->p1, t);
         if (ph->p1 == p0)
+            break;
+        /* interrupted: stop here (every later phase of the call is skipped by every thread,
+         * see fr_queue_phase, so no thread waits for another) */
+        if (fr_cancel_check(&job->cancel, tid))
             break;
         ph->t = t;
         ph->h = job->buf.h[t % 2];
@@ -722,7 +733,7 @@ static void FR_FN(fr_forward_prepare)(void *arg, int nthreads)
 {
     FR_FN(fr_job) *job = (FR_FN(fr_job) *)arg;
     const ptrdiff_t B = job->S->batch;
-    fr_queue_init(&job->queue, nthreads);
+    fr_queue_init(&job->queue, nthreads, &job->cancel);
     /* input-projection chunks: FR_PROJ_ROWS rows, or fewer (whole register tiles) when
      * that leaves under 4 chunks per thread -- a batch-1 sequence of 100 steps made 2
      * chunks of 64 and 36 rows, one per thread */
@@ -769,8 +780,8 @@ void FR_ENTRY(fr_pack_weights)(const fr_mat_layout *lay, char *buf, const size_t
             FR_FN(fr_pack_panel)(&lay[mi], q, buf + off[mi]);
 }
 
-void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, const fr_options *opt, char *base,
-                          const fr_plan *pl)
+int FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, const fr_options *opt, char *base,
+                         const fr_plan *pl)
 {
     const ptrdiff_t B = S->batch, T = S->time, D = L->depth, U = L->units, P = L->proj;
     const int G = fr_cell_gates(L->cell);
@@ -791,7 +802,8 @@ void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, const fr_options *
     int nthreads;
 
     if (B == 0) /* nothing to read or write */
-        return;
+        return FR_OK;
+    fr_cancel_init(&job.cancel, opt);
     FR_FN(fr_init_pmats)(pl->mats, pl->prepacked ? (char *)(uintptr_t)pl->prepacked : base,
                          pl->prepacked ? pl->pre_off : pl->off_pack, job.mats);
     job.bpath = pl->bpath;
@@ -814,7 +826,10 @@ void FR_ENTRY(fr_forward)(const fr_layer *L, const fr_seq *S, const fr_options *
 
     /* small calls run on the caller's thread alone, unless a schedule is forced */
     nthreads = work < 4e6 && pl->schedule == FR_SCHED_AUTO ? 1 : opt->nthreads;
-    fr_parallel_run(FR_FN(fr_forward_task), FR_FN(fr_forward_prepare), &job, nthreads);
+    if (fr_parallel_run(FR_FN(fr_forward_task), FR_FN(fr_forward_prepare), &job, nthreads, &job.cancel) != 0 ||
+        fr_cancelled(&job.cancel))
+        return FR_ERR_CANCELLED;
+    return FR_OK;
 }
 
 #undef FR_VL

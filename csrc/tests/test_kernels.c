@@ -17,6 +17,7 @@
  * (d) the caller's floating-point state: modes restored, raised flags kept.
  * (e) weights packed by fr_pack_weights: used when they match the layer and ISA,
  *     ignored (never misread) when they belong to another layer or ISA.
+ * (f) cancellation through fr_options.poll, on every schedule.
  * The library reads no environment; this harness does, to choose the fr_options of
  * every call: FASTRNN_ISA, FASTRNN_XPROJ, FASTRNN_SCHEDULE, FASTRNN_NUM_THREADS,
  * FASTRNN_TILE_ROWS (.ci/run runs it under each).
@@ -1152,6 +1153,83 @@ static void test_packed(void)
     free(pb);
 }
 
+/* -------------------------------------------- (f) cancellation through fr_options.poll */
+
+static int g_polls;
+static int poll_stop_at_3(void *ctx)
+{
+    (void)ctx;
+    return ++g_polls >= 3;
+}
+
+/* A long call (an LSTM of 128 units, batch 4, over 30,000 steps: ~18 GFLOP, 0.1-1 s) is stopped by a poll that says
+ * stop on its third call (~30 ms in): FR_ERR_CANCELLED well before the end, on one thread and
+ * three, in each schedule and input-projection mode; the next call runs in full. */
+static void test_cancel(void)
+{
+    enum { B = 4, T = 30000, D = 16, U = 128 };
+    static const int scheds[] = {FR_SCHED_AUTO, FR_SCHED_COLUMNS, FR_SCHED_ROWS};
+    float *kernel = (float *)xmalloc(sizeof(float) * (D + U) * 4 * U), *bias = (float *)xmalloc(sizeof(float) * 4 * U);
+    float *x = (float *)xmalloc(sizeof(float) * B * T * D), *out = (float *)xmalloc(sizeof(float) * B * T * U);
+    float h0[B * U], c0[B * U], hf[B * U], cf[B * U];
+    fr_layer L;
+    fr_seq S;
+    fr_options O;
+    size_t i, ws;
+    void *work;
+    int si, thr, xp;
+    for (i = 0; i < (size_t)(D + U) * 4 * U; ++i)
+        kernel[i] = (float)(0.1 * urand());
+    for (i = 0; i < (size_t)4 * U; ++i)
+        bias[i] = 0.0f;
+    for (i = 0; i < (size_t)B * T * D; ++i)
+        x[i] = (float)urand();
+    for (i = 0; i < (size_t)B * U; ++i)
+        h0[i] = c0[i] = 0.0f;
+    memset(&L, 0, sizeof L);
+    L.cell = FR_CELL_LSTM;
+    L.dtype = FR_FLOAT32;
+    L.activation = FR_ACT_TANH;
+    L.depth = D;
+    L.units = L.proj = U;
+    L.kernel = kernel;
+    L.bias = bias;
+    L.forget_bias = 1.0;
+    memset(&S, 0, sizeof S);
+    S.batch = B;
+    S.time = T;
+    S.x = x;
+    S.h0 = h0;
+    S.c0 = c0;
+    S.out = out;
+    S.h_final = hf;
+    S.c_final = cf;
+    for (si = 0; si < 3; ++si)
+        for (thr = 1; thr <= 3; thr += 2)
+            for (xp = FR_XPROJ_HOISTED; xp <= FR_XPROJ_FUSED; ++xp) {
+                O = g_opt;
+                O.schedule = scheds[si];
+                O.nthreads = thr;
+                O.xproj = xp;
+                O.poll = poll_stop_at_3;
+                ws = fr_workspace_size(&L, &S, &O);
+                work = xmalloc(ws);
+                g_polls = 0;
+                CHECK(fr_layer_forward(&L, &S, &O, work, ws) == FR_ERR_CANCELLED && g_polls == 3,
+                      "cancel: schedule %d threads %d xproj %d: not cancelled (%d polls)", scheds[si], thr, xp,
+                      g_polls);
+                O.poll = NULL; /* and the next call, short, runs in full */
+                S.time = 3;
+                CHECK(fr_layer_forward(&L, &S, &O, work, ws) == FR_OK, "cancel: the next call failed");
+                S.time = T;
+                free(work);
+            }
+    free(kernel);
+    free(bias);
+    free(x);
+    free(out);
+}
+
 int main(void)
 {
     options_from_env();
@@ -1161,6 +1239,7 @@ int main(void)
     test_forward_bf16();
     test_fp_state();
     test_packed();
+    test_cancel();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail != 0;
 }

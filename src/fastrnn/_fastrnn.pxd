@@ -19,6 +19,7 @@ cdef extern from "fastrnn.h" nogil:
         FR_ERR_ARG
         FR_ERR_WORKSPACE
         FR_ERR_ISA
+        FR_ERR_CANCELLED
     ctypedef enum fr_isa:
         FR_ISA_AUTO
         FR_ISA_GENERIC
@@ -66,6 +67,8 @@ cdef extern from "fastrnn.h" nogil:
         int precision
         int bf16_path
         const fr_blas *blas
+        int (*poll)(void *ctx) noexcept nogil
+        void *poll_ctx
 
     ctypedef struct fr_layer:
         int cell

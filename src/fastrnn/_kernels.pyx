@@ -28,7 +28,14 @@ from libc.stdint cimport int64_t
 
 cimport _fastrnn as c
 
+import threading
+
 import numpy as np
+
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals()  # -1 with the handler's exception (KeyboardInterrupt) set
+    object PyErr_Occurred()
 
 # ---- enum values of csrc/fastrnn.h ----------------------------------------------------
 FLOAT32, FLOAT64 = c.FR_FLOAT32, c.FR_FLOAT64
@@ -247,9 +254,25 @@ cdef class _Buffers:
         return <const int64_t *>view.buf
 
 
+cdef int _poll_signals(void *ctx) noexcept nogil:
+    """fr_options.poll of a call made from the main thread: run Python's signal handlers (Ctrl-C
+    raises KeyboardInterrupt there); stop the call when one raised, leaving its exception set."""
+    with gil:
+        if PyErr_CheckSignals() != 0:
+            return 1
+    return 0
+
+
+_main_thread = threading.main_thread()
+
+
 cdef int _check(int status) except -1:
     if status == c.FR_OK:
         return 0
+    if status == c.FR_ERR_CANCELLED:
+        if PyErr_Occurred() is not None:
+            return -1  # the signal handler's exception (KeyboardInterrupt), raised now
+        raise KeyboardInterrupt("fastrnn kernel call cancelled")
     msg = c.fr_strerror(status).decode("utf-8", "replace")
     if status == c.FR_ERR_ARG:
         raise ValueError(f"fastrnn kernel rejected its arguments: {msg}")
@@ -477,6 +500,7 @@ def layer_forward(Layer layer, Options options, x, lengths, h0, c0, bint time_ma
     """
     cdef c.fr_layer L = layer.L
     cdef c.fr_seq S
+    cdef c.fr_options opts = options.opts
     cdef int dtype = L.dtype
     cdef _Buffers bufs = _Buffers(dtype)
     cdef Py_ssize_t units = L.units, proj = L.proj, depth = L.depth
@@ -506,13 +530,15 @@ def layer_forward(Layer layer, Options options, x, lengths, h0, c0, bint time_ma
     S.h_final = <void *>bufs.get(h_final, batch * proj, True, "h_final")
     S.c_final = <void *>bufs.get(c_final, batch * units, True, "c_final", not lstm)
 
-    work_size = c.fr_workspace_size(&L, &S, &options.opts)
+    if threading.current_thread() is _main_thread:  # signals reach the main thread only
+        opts.poll = _poll_signals  # so that Ctrl-C stops a long call within ~10 ms
+    work_size = c.fr_workspace_size(&L, &S, &opts)
     if work_size == 0:
         _check(c.FR_ERR_ARG)
     ws = _take_workspace(work_size)
     try:
         with nogil:
-            status = c.fr_layer_forward(&L, &S, &options.opts, ws.ptr, work_size)
+            status = c.fr_layer_forward(&L, &S, &opts, ws.ptr, work_size)
     finally:
         _give_back(ws, work_size)
     _check(status)
