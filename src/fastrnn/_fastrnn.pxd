@@ -121,3 +121,25 @@ cdef extern from "fastrnn.h" nogil:
     int fr_bf16_resolve(int path, int isa, Py_ssize_t batch) noexcept
     const char *fr_bf16_name(int path) noexcept
     int fr_apply_activation(int isa, int activation, int dtype, void *x, Py_ssize_t n) noexcept
+
+
+cdef extern from "fr_probe.h":
+    ctypedef struct fr_cpu:
+        char vendor[13]
+        char brand[49]
+        int family, model, stepping, hypervisor
+        int sse2, avx, avx2, fma
+        int avx512f, avx512bw, avx512vl, avx512dq
+        int avx512_bf16, avx512_fp16, amx_tile, amx_bf16, amx_int8
+        int os_avx, os_avx512, os_amx, amx_granted
+        size_t l1d_bytes, l2_bytes, l3_bytes
+        const char *cache_source
+
+    void fr_cpu_info(fr_cpu *cpu) noexcept nogil
+    int fr_amx_request() noexcept nogil
+    int fr_probe_isa_usable(int isa) noexcept nogil
+    double fr_probe_fma_peak(int isa, int dtype, double seconds) noexcept nogil
+    double fr_probe_bf16_peak(double seconds) noexcept nogil
+    double fr_probe_amx_peak(double seconds) noexcept nogil
+    double fr_probe_bandwidth(size_t bytes, double seconds) noexcept nogil
+    double fr_probe_clock_ghz(double seconds) noexcept nogil

@@ -548,3 +548,91 @@ def layer_forward(Layer layer, Options options, x, lengths, h0, c0, bint time_ma
 cdef const void *_raw_pointer(object packed) except NULL:
     cdef const unsigned char[::1] view = packed
     return &view[0]
+
+
+# ---- the machine probe (csrc/fr_probe.h) ---------------------------------------------------
+_PROBE_ISAS = {"generic": 1, "avx2": 2, "avx512": 3}  # fr_probe_isa: the kernels' instruction sets
+
+
+def cpu_info():
+    """What CPUID, XCR0 and the OS say about this CPU (``fr_cpu_info``), as a dict."""
+    cdef c.fr_cpu cpu
+    c.fr_cpu_info(&cpu)
+    flags = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16",
+             "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "os_avx", "os_avx512", "os_amx", "amx_granted")
+    values = (cpu.sse2, cpu.avx, cpu.avx2, cpu.fma, cpu.avx512f, cpu.avx512bw, cpu.avx512vl, cpu.avx512dq,
+              cpu.avx512_bf16, cpu.avx512_fp16, cpu.amx_tile, cpu.amx_bf16, cpu.amx_int8, cpu.os_avx,
+              cpu.os_avx512, cpu.os_amx, cpu.amx_granted)
+    info = {"vendor": cpu.vendor.decode("ascii", "replace"), "brand": cpu.brand.decode("ascii", "replace"),
+            "family": cpu.family, "model": cpu.model, "stepping": cpu.stepping,
+            "hypervisor": bool(cpu.hypervisor),
+            "l1d_bytes": cpu.l1d_bytes, "l2_bytes": cpu.l2_bytes, "l3_bytes": cpu.l3_bytes,
+            "cache_source": cpu.cache_source.decode("ascii", "replace") if cpu.cache_source else "unknown"}
+    info.update({k: bool(v) for k, v in zip(flags, values)})
+    return info
+
+
+def amx_request():
+    """Ask Linux for the AMX tile state (once per process); whether it is granted."""
+    return bool(c.fr_amx_request())
+
+
+cdef double _seconds(double seconds) except? -1:
+    if not seconds > 0 or seconds > 60:
+        raise ValueError(f"seconds: expected a number in (0, 60], got {seconds!r}")
+    return seconds
+
+
+def probe_fma_peak(str isa, dtype, double seconds):
+    """GFLOP/s of the calling core: 12 independent FMA chains in ``isa`` ("generic", "avx2",
+    "avx512") and ``dtype`` (float32/float64); 0.0 when this machine cannot run ``isa``.
+    Releases the GIL (threads may probe cores at once)."""
+    cdef int i = _choice(_PROBE_ISAS, isa, "isa")
+    cdef int d
+    cdef double r
+    dt = np.dtype(dtype)
+    if dt != np.float32 and dt != np.float64:
+        raise ValueError(f"dtype: expected float32 or float64, got {dt}")
+    d = c.FR_FLOAT32 if dt == np.float32 else c.FR_FLOAT64
+    seconds = _seconds(seconds)
+    with nogil:
+        r = c.fr_probe_fma_peak(i, d, seconds)
+    return r
+
+
+def probe_bf16_peak(double seconds):
+    """GFLOP/s of the calling core with AVX512-BF16 vdpbf16ps; 0.0 without it."""
+    cdef double r
+    seconds = _seconds(seconds)
+    with nogil:
+        r = c.fr_probe_bf16_peak(seconds)
+    return r
+
+
+def probe_amx_peak(double seconds):
+    """GFLOP/s of the calling core with AMX tdpbf16ps; 0.0 without AMX (CPU, OS permission or build)."""
+    cdef double r
+    seconds = _seconds(seconds)
+    with nogil:
+        r = c.fr_probe_amx_peak(seconds)
+    return r
+
+
+def probe_bandwidth(Py_ssize_t nbytes, double seconds):
+    """GB/s the calling core reads from a buffer of ``nbytes`` (>= 512)."""
+    cdef double r
+    if nbytes < 512:
+        raise ValueError(f"nbytes: expected at least 512, got {nbytes}")
+    seconds = _seconds(seconds)
+    with nogil:
+        r = c.fr_probe_bandwidth(<size_t>nbytes, seconds)
+    return r
+
+
+def probe_clock_ghz(double seconds):
+    """The calling core's clock (GHz) from a chain of dependent adds; 0.0 off x86-64."""
+    cdef double r
+    seconds = _seconds(seconds)
+    with nogil:
+        r = c.fr_probe_clock_ghz(seconds)
+    return r

@@ -16,8 +16,10 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from ._probe import Machine, probe
+
 __all__ = ["Case", "CASES", "THREADS", "PEERS", "fastrnn_runner", "reference_runner", "torch_runner",
-           "onnxruntime_runner", "median_seconds"]
+           "onnxruntime_runner", "median_seconds", "Machine", "probe"]
 
 
 @dataclass(frozen=True)
