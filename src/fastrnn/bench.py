@@ -33,6 +33,7 @@ class Case:
     layers: int = 1
     bidirectional: bool = False
     ragged: bool = False  # lengths uniform in [10, time]
+    precision: Optional[str] = None  # "bfloat16": fastrnn's precision=, PyTorch's module in bfloat16
 
     @property
     def gates(self) -> int:
