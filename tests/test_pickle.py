@@ -1,6 +1,7 @@
 """Cells pickle with their configuration and weights, never their compiled caches.
 
-Black-box against the public API: ``pickle``, ``copy.deepcopy``, and a round trip
+Black-box against the public API: ``pickle`` (also protocol 5's out-of-band buffers at
+any address, as ``dask.distributed`` delivers them), ``copy.deepcopy``, and a round trip
 through a ``multiprocessing`` worker (spawn: a fresh interpreter, as a Dask worker
 or a process pool gets), also one whose kernels run another instruction set
 (``FASTRNN_ISA=generic``).  Every built-in cell and option (``cases.CONFIGS``), in
@@ -142,6 +143,26 @@ def test_unbuilt_cell_keeps_its_construction_dtype():
     other.build(3)  # dtype from construction
     cell.build(3)
     _assert_same_cell(other, cell)
+
+
+@pytest.mark.parametrize("config", ["basic_lstm", "lstm_proj_clip_all", "gru_reset_after", "rnn_relu", "multi"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_out_of_band_buffers_at_any_address(config, dtype, rng):
+    """Pickle protocol 5 with out-of-band buffers, as dask.distributed moves objects: the
+    receiver's buffers may sit at any address (here: one byte off), and the unpickled cell
+    must still run -- and give the same outputs."""
+    cell = _cell(CONFIGS[config], dtype, rng)
+    buffers: list = []
+    data = pickle.dumps(cell, protocol=5, buffer_callback=buffers.append)
+    shifted = []
+    for buf in buffers:
+        raw = buf.raw()
+        block = bytearray(raw.nbytes + 1)
+        block[1:] = raw
+        shifted.append(memoryview(block)[1:])
+    other = pickle.loads(data, buffers=shifted)
+    _assert_same_cell(other, cell)
+    _assert_identical(_run(other, dtype), _run(cell, dtype), f"{config} from misaligned out-of-band buffers")
 
 
 # -- no cache rides along ---------------------------------------------------------
