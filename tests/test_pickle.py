@@ -237,9 +237,12 @@ def test_multiprocessing_worker_round_trip(worker, config, dtype, rng):
     cell = _cell(CONFIGS[config], dtype, rng)
     want = _run(cell, dtype)
     x = _inputs(dtype)
-    # the cell is pickled to the worker, run there, and its results pickled back ...
-    got = worker.apply(fastrnn.dynamic_rnn, (cell, x), {"sequence_length": LENGTHS})
-    _assert_identical(got, want, f"{config} run in a worker process")
+    # the cell is pickled to the worker, run there, and its results pickled back (compared within
+    # the suite's tolerance: the worker's kernels follow its own settings, which another test may
+    # have changed in this process -- e.g. the GEMM choice) ...
+    out, state = worker.apply(fastrnn.dynamic_rnn, (cell, x), {"sequence_length": LENGTHS})
+    assert_close(out, want[0], dtype, f"{config} outputs run in a worker process")
+    assert_close(state, want[1], dtype, f"{config} state run in a worker process")
     # ... and the cell itself makes the round trip, there and back
     back = worker.apply(copy.deepcopy, (cell,))
     _assert_same_cell(back, cell)
