@@ -15,7 +15,10 @@
  * Cores are shared between concurrent callers as tokens (fr_tokens_take): a call
  * takes up to the threads it asks for among the cores no other call holds (a call
  * alone takes all it asks for, even more than there are cores), and waits for one
- * when none is free.  So two callers never run more threads than there are cores --
+ * when none is free; a call that had to wait takes at most half the cores, so that
+ * callers that keep contending settle into running side by side on their own cores
+ * (fewer meeting points: more throughput than taking turns on all of them).  So two
+ * callers never run more threads than there are cores --
  * measured before: two Python threads each calling an LSTM got 0.77x of one caller's
  * throughput, as a call that found the pool busy ran a third thread on two cores --
  * and two small calls (one thread each) run side by side.  The pool runs one
@@ -203,11 +206,12 @@ int fr_cancel_check(fr_cancel *c, int tid)
  * are free, waiting for one when none is; -1 when cancelled while waiting. */
 static int fr_tokens_take(int want, fr_cancel *cancel)
 {
-    int k;
+    int k, waited = 0;
     pthread_mutex_lock(&fr_tokens.mu);
     if (fr_tokens.total == 0)
         fr_tokens.free = fr_tokens.total = fr_online_cpus();
     while (fr_tokens.free <= 0) {
+        waited = 1;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += 2000000; /* 2 ms: poll the cancellation between waits */
@@ -227,7 +231,12 @@ static int fr_tokens_take(int want, fr_cancel *cancel)
             }
         }
     }
-    k = fr_tokens.free == fr_tokens.total || want < fr_tokens.free ? want : fr_tokens.free;
+    /* alone: all it asks for; after waiting (calls are contending) at most half the cores, so that
+     * two callers settle into running side by side -- each call on its own cores, with fewer
+     * meeting points -- instead of taking turns on all of them */
+    k = fr_tokens.free == fr_tokens.total && !waited ? want : want < fr_tokens.free ? want : fr_tokens.free;
+    if (waited && k > fr_tokens.total / 2)
+        k = fr_tokens.total / 2 > 1 ? fr_tokens.total / 2 : 1;
     fr_tokens.free -= k;
     pthread_mutex_unlock(&fr_tokens.mu);
     return k;
