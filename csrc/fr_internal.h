@@ -118,6 +118,13 @@ int fr_cpu_has_amx(void);  /* ... and the OS granted this process the tile state
  * byte read and the tile loads and stores cost more): see fr_bf16_resolve. */
 #define FR_BF16_AMX_MIN_BATCH 4
 
+/* The packed GEMM's register tile alone (csrc/tests/bench_tile.c): `reps` passes of tiles of
+ * R rows over `npanels` contiguous panels of nv (3 or 4) vectors and K rows at B, A holding R
+ * rows of K (lda = K), C R rows of the tile's width; on `isa`'s kernels in `dtype`.  Returns
+ * the flops done, 0.0 for a tile shape the ISA does not have, -1.0 for bad arguments. */
+double fr_tile_flops(int isa, int dtype, int R, int nv, ptrdiff_t K, ptrdiff_t npanels, long reps, const void *A,
+                     const void *B, void *C);
+
 /* SIMD register bytes of an instruction set (fr_isa): 16, 32 or 64. */
 int fr_isa_vbytes(int isa);
 
@@ -176,6 +183,8 @@ typedef struct fr_pack_header {
                                const fr_plan *);                                        \
     void fr_apply_activation_##isa##_f32(float *, ptrdiff_t, int);                      \
     void fr_apply_activation_##isa##_f64(double *, ptrdiff_t, int);                     \
+    double fr_tile_flops_##isa##_f32(int, int, ptrdiff_t, ptrdiff_t, long, const void *, const void *, void *); \
+    double fr_tile_flops_##isa##_f64(int, int, ptrdiff_t, ptrdiff_t, long, const void *, const void *, void *); \
     void fr_pack_weights_##isa##_f32(const fr_mat_layout *, char *, const size_t *); \
     void fr_pack_weights_##isa##_f64(const fr_mat_layout *, char *, const size_t *);
 FR_FORWARD_DECL(generic)

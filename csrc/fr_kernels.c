@@ -419,6 +419,8 @@ typedef struct fr_isa_impl {
     void (*act_f64)(double *, ptrdiff_t, int);
     void (*pack_f32)(const fr_mat_layout *, char *, const size_t *);
     void (*pack_f64)(const fr_mat_layout *, char *, const size_t *);
+    double (*tile_f32)(int, int, ptrdiff_t, ptrdiff_t, long, const void *, const void *, void *);
+    double (*tile_f64)(int, int, ptrdiff_t, ptrdiff_t, long, const void *, const void *, void *);
 } fr_isa_impl;
 
 #define FR_ISA_IMPL(isa)                                                                         \
@@ -426,6 +428,7 @@ typedef struct fr_isa_impl {
         .forward_f32 = fr_forward_##isa##_f32, .forward_f64 = fr_forward_##isa##_f64,            \
         .act_f32 = fr_apply_activation_##isa##_f32, .act_f64 = fr_apply_activation_##isa##_f64, \
         .pack_f32 = fr_pack_weights_##isa##_f32, .pack_f64 = fr_pack_weights_##isa##_f64,       \
+        .tile_f32 = fr_tile_flops_##isa##_f32, .tile_f64 = fr_tile_flops_##isa##_f64,           \
     }
 static const fr_isa_impl fr_isa_generic = FR_ISA_IMPL(generic);
 #ifdef FR_BUILD_AVX2
@@ -533,6 +536,19 @@ void fr_options_default(fr_options *options)
                                  .gemm = FR_GEMM_PACKED, .nthreads = fr_online_cpus(), .tile_rows = 0,
                                  .precision = FR_PREC_NATIVE, .bf16_path = FR_BF16_AUTO, .blas = NULL};
     *options = defaults;
+}
+
+double fr_tile_flops(int isa, int dtype, int R, int nv, ptrdiff_t K, ptrdiff_t npanels, long reps, const void *A,
+                     const void *B, void *C)
+{
+    const int resolved = fr_isa_resolve(isa);
+    const fr_isa_impl *impl;
+    if (resolved < 0 || (dtype != FR_FLOAT32 && dtype != FR_FLOAT64) || (nv != 3 && nv != 4) || K < 1 ||
+        npanels < 1 || reps < 1 || !A || !B || !C)
+        return -1.0;
+    impl = fr_isa_impl_of(resolved);
+    return dtype == FR_FLOAT32 ? impl->tile_f32(R, nv, K, npanels, reps, A, B, C)
+                               : impl->tile_f64(R, nv, K, npanels, reps, A, B, C);
 }
 
 int fr_apply_activation(int isa, int activation, int dtype, void *x, ptrdiff_t n)

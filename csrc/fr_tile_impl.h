@@ -197,3 +197,28 @@ static void FR_FN(fr_tile)(const FR_FN(fr_pmat) *m, ptrdiff_t q, int np, int R, 
     }
 #undef FR_TILE_CASE
 }
+
+/* The tile alone, for csrc/tests/bench_tile.c (fr_tile_flops): `reps` passes over `npanels`
+ * panels of nv vectors and K rows at B (contiguous, npanels * K * nv * VL elements), each
+ * panel taken by tiles of R rows of A (lda = K) into C (R x nv * VL).  Returns the flops. */
+double FR_ENTRY(fr_tile_flops)(int R, int nv, ptrdiff_t K, ptrdiff_t npanels, long reps, const void *A,
+                                const void *B, void *C)
+{
+    FR_FN(fr_pmat) m;
+    long rep;
+    ptrdiff_t q;
+    const int np = R == 1 ? 2 : 1;
+    memset(&m, 0, sizeof m);
+    m.p = (char *)(uintptr_t)B;
+    m.pes = sizeof(FR_T);
+    m.K = m.kst = K;
+    m.nv = nv;
+    m.pw = nv * FR_VL;
+    m.np = npanels;
+    if (R < 1 || R > FR_RMAX_OF(nv) || npanels % np)
+        return 0.0;
+    for (rep = 0; rep < reps; ++rep)
+        for (q = 0; q < npanels; q += np)
+            FR_FN(fr_tile)(&m, q, np, R, (const FR_T *)A, K, (FR_T *)C, np * m.pw, 0);
+    return 2.0 * (double)R * (double)K * (double)(nv * FR_VL) * (double)npanels * (double)reps;
+}
