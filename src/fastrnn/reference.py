@@ -140,11 +140,8 @@ def numpy_step(cell: Any, x: np.ndarray, state: Any, precision: Optional[str] = 
     or a subclass that overrides the step; those cannot run in reduced precision)."""
     builtin = isinstance(cell, (_base.LayerCell, _base.MultiRNNCellBase)) and _base.is_builtin_step(cell, _MODULES)
     if builtin:
-        x = _v.step_inputs(x, None)
-        prec = _v.precision(precision, x.dtype)
-        cell._ensure_built(x.shape[1], x.dtype)
-        st = _v.state(state, cell.state_size, x.shape[0], x.dtype, "state")
-        return _textbook_step(cell, _v.c_array(x, x.dtype), st, prec)
+        x, st, prec = _v.step_call(cell, x, state, precision)
+        return _textbook_step(cell, x, st, prec)
     _v.check_precision_cell(cell, False, precision)
     return cell(x, state)  # type: ignore[no-any-return]
 
