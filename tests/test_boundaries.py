@@ -92,7 +92,7 @@ def test_the_oracle_imports_nothing_of_the_product(module):
 
 @pytest.mark.parametrize("module", ORACLE_MODULES + [
     "fastrnn._options", "fastrnn._compiled", "fastrnn._cells", "fastrnn._rnn", "fastrnn._threads",
-    "fastrnn.interop", "fastrnn.nn", "fastrnn.nn.rnn_cell", "fastrnn"])
+    "fastrnn.interop", "fastrnn.nn", "fastrnn.nn.rnn_cell", "fastrnn.contrib", "fastrnn.contrib.rnn", "fastrnn"])
 def test_every_module_imports_first(module):
     """No import cycles: each module can be the first one imported in a fresh interpreter."""
     res = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)

@@ -23,7 +23,7 @@ __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell", "MultiRNNCell", "LSTMStateTuple",
     "dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
     "tanh", "sigmoid", "relu", "linear", "nn", "reference", "set_num_threads", "get_num_threads",
-    "release_memory",
+    "release_memory", "contrib",
 ]
 
-from . import nn, reference  # noqa: E402  (the aliases need the names above)
+from . import contrib, nn, reference  # noqa: E402  (the aliases need the names above)
