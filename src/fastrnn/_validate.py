@@ -45,6 +45,15 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def non_negative_int(value: Any, name: str) -> int:
+    """An int >= 0 (Python or NumPy integer; bool is rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a non-negative integer, got {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise ValueError(f"{name}: expected a non-negative integer, got {value}")
+    return int(value)
+
+
 def flag(value: Any, name: str) -> bool:
     """A bool (``True``/``False``, NumPy bools, or the integers 0 and 1)."""
     if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
@@ -328,6 +337,20 @@ def _exact_zero_state(cell: Any) -> bool:
     return getattr(getattr(type(cell), "zero_state", None), "exact_zeros", False) is True
 
 
+def sequence_inputs(inputs: Any, dtype: Optional[np.dtype], time_major: bool, name: str = "inputs") -> np.ndarray:
+    """A sequence's inputs, ``[batch, time, depth]`` (``[time, batch, depth]`` if ``time_major``):
+    fed to ``dtype`` (:func:`fed`; None: float32/float64 as they are), C-contiguous."""
+    x = fed(as_array(inputs, name), name, dtype)
+    layout = "[time, batch, depth]" if time_major else "[batch, time, depth]"
+    if x.ndim != 3:
+        raise ValueError(f"{name}: expected a 3-D array {layout}, got shape {x.shape}")
+    if x.shape[2] == 0:
+        raise ValueError(f"{name}: expected depth >= 1 (the last axis of {layout}), got shape {x.shape}")
+    if x.shape[0] * x.shape[1] > MAX_ROWS:  # before a copy could materialize a broadcast view
+        raise ValueError(f"{name}: expected at most {MAX_ROWS} rows (batch * time), got shape {x.shape}")
+    return c_array(x, x.dtype if dtype is None else dtype)
+
+
 def initial(cell: Any, initial_state: Any, batch: int, dtype: np.dtype, explicit: bool, name: str) -> Any:
     """The state a run starts from: a fresh copy of ``initial_state`` fed to ``dtype``, or the
     cell's zero state (checked only when the cell overrides ``zero_state``)."""
@@ -346,17 +369,9 @@ def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any
     check_cell(cell, "cell")
     time_major = flag(time_major, "time_major")
     explicit = explicit_dtype(dtype)
-    x = fed(as_array(inputs, name), name, explicit)
-    layout = "[time, batch, depth]" if time_major else "[batch, time, depth]"
-    if x.ndim != 3:
-        raise ValueError(f"{name}: expected a 3-D array {layout}, got shape {x.shape}")
-    if x.shape[2] == 0:
-        raise ValueError(f"{name}: expected depth >= 1 (the last axis of {layout}), got shape {x.shape}")
-    if x.shape[0] * x.shape[1] > MAX_ROWS:
-        raise ValueError(f"{name}: expected at most {MAX_ROWS} rows (batch * time), got shape {x.shape}")
-    d = x.dtype if explicit is None else explicit
+    x = sequence_inputs(inputs, explicit, time_major, name)
+    d = x.dtype
     prec = precision(reduced, d)
-    x = c_array(x, d)
     time, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
     lens = sequence_length(lengths, batch, time)
     ensure_built(cell, x.shape[2], d, name)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 
 from . import _cellbase as _base
+from . import _stream
 from . import _validate as _v
 from ._activations import linear, relu, sigmoid, tanh
 from ._drivers import Drivers
@@ -27,7 +28,7 @@ from ._structure import LSTMStateTuple, map_structure
 
 __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell", "MultiRNNCell", "LSTMStateTuple",
-    "dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
+    "dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn", "Stream",
     "tanh", "sigmoid", "relu", "linear",
 ]
 
@@ -219,3 +220,10 @@ dynamic_rnn = _drivers.dynamic_rnn
 static_rnn = _drivers.static_rnn
 bidirectional_dynamic_rnn = _drivers.bidirectional_dynamic_rnn
 static_bidirectional_rnn = _drivers.static_bidirectional_rnn
+
+
+class Stream(_stream.StreamBase):
+    __doc__ = _stream.StreamBase.__doc__
+
+    def _engine_for(self, state: Any) -> _stream.Engine:
+        return _stream.RunnerEngine(self._cell, state, self._dtype, self._precision, run_generic)
