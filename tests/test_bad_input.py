@@ -415,3 +415,15 @@ def test_an_overridden_zero_state_is_checked_and_used(m):
     exp = m.dynamic_rnn(m.BasicLSTMCell(3, seed=0), x, initial_state=m.LSTMStateTuple(ones, ones))
     assert_close(got, exp, np.float32, "overridden zero_state")  # (a subclass takes the NumPy loop)
     assert m.dynamic_rnn(m.BasicLSTMCell(3, seed=0), x)[1].c.flags.c_contiguous
+
+
+@pytest.mark.parametrize("m", IMPLS)
+@pytest.mark.parametrize("driver", BIDI)
+def test_each_cell_of_a_bidirectional_call_is_named(m, driver):
+    good = m.GRUCell(3)
+    with pytest.raises(TypeError, match=r"^cell_bw: expected an RNN cell \(state_size, output_size, zero_state, "
+                                        r"__call__\), got object without"):
+        drive(m, driver, X, good, bw=object())
+    with pytest.raises(TypeError, match=r"^cell_fw: expected an RNN cell object, got the class GRUCell itself"):
+        drive(m, driver, X, m.GRUCell, bw=good)
+

@@ -114,9 +114,9 @@ class Drivers:
               dtype: Any, time_major: bool, precision: Optional[str]
               ) -> Tuple[Tuple[np.ndarray, Any], Tuple[np.ndarray, Any]]:
         run_fw = _v.prepare(cell_fw, x, sequence_length, init_fw, dtype, time_major,
-                            state_name="initial_state_fw", reduced=precision)
+                            state_name="initial_state_fw", reduced=precision, cell_name="cell_fw")
         run_bw = _v.prepare(cell_bw, x, sequence_length, init_bw, dtype, time_major,
-                            state_name="initial_state_bw", reduced=precision)
+                            state_name="initial_state_bw", reduced=precision, cell_name="cell_bw")
         check_precision(cell_fw, run_fw.precision, "cell_fw")
         check_precision(cell_bw, run_bw.precision, "cell_bw")
         return self._runner(cell_fw, run_fw, False), self._runner(cell_bw, run_bw, True)

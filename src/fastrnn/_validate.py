@@ -362,11 +362,11 @@ def initial(cell: Any, initial_state: Any, batch: int, dtype: np.dtype, explicit
 
 def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any,
             time_major: bool, name: str = "inputs", state_name: str = "initial_state",
-            reduced: Any = None) -> Run:
+            reduced: Any = None, cell_name: str = "cell") -> Run:
     """Validate the arguments of a dynamic driver (``reduced``: its ``precision``).  The run
     computes in ``dtype`` when given (inputs and state converted to it, TF's feed rule), else
     in the inputs' own float32/float64 dtype."""
-    check_cell(cell, "cell")
+    check_cell(cell, cell_name)
     time_major = flag(time_major, "time_major")
     explicit = explicit_dtype(dtype)
     x = sequence_inputs(inputs, explicit, time_major, name)
