@@ -114,7 +114,7 @@ class StreamBase:
         placeholder: any bool, integer or float values are converted.
     initial_state : nested arrays, optional
         In the structure of ``cell.state_size``, each ``[batch_size, size]``; zeros when
-        omitted (also what :meth:`reset` returns to).
+        omitted.  (``reset()`` starts over from zeros, ``reset(state)`` from ``state``.)
     precision : None or "bfloat16"
         As for :func:`fastrnn.dynamic_rnn` (float32 only; built-in cells only).
 
@@ -130,7 +130,8 @@ class StreamBase:
     ``np.clip(L - t0, 0, chunk_time)``, and the chunks then equal one ``dynamic_rnn(cell, x,
     sequence_length=L)`` (a row that has ended passes 0 and keeps its final state).  Live
     streams that receive a different number of new steps per row (left-aligned, padding
-    after) are the same thing.
+    after) are the same thing -- which lengths counted from the start of the stream could
+    not express (a row that gets nothing new in one chunk and resumes in the next).
 
     One ``Stream`` may be used from several threads: its calls are serialized by a lock
     (each step or chunk is applied whole, in some order).  For throughput, give each
