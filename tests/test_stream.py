@@ -507,7 +507,17 @@ def test_streams_of_their_own_in_threads(rng):
 
 # ---- bfloat16: these wait on the compiled bfloat16 kernels -------------------------------------------
 
-BF16_RTOL, BF16_ATOL = 2e-4, 2e-5  # the same bf16 operands; float32 sums in another order
+def assert_bf16_sequence_close(actual, expected, what=""):
+    """A bfloat16 sequence against the reference's emulation, within 1e-2 (of the largest magnitude,
+    at least 1): both round the same operands but sum in other orders, so a value on a bfloat16
+    rounding boundary may round the other way and carry on along its row (wrong weights, packing or
+    gates give errors of order 1).  The lead's bfloat16 tests hold sequences to the same bound."""
+    a_flat, e_flat = flatten(actual), flatten(expected)
+    assert len(a_flat) == len(e_flat), f"{what}: structure differs"
+    for i, (a, e) in enumerate(zip(a_flat, e_flat)):
+        assert a.dtype == np.float32 and a.shape == e.shape, f"{what} leaf {i}"
+        scale = max(1.0, float(np.abs(e).max())) if e.size else 1.0
+        np.testing.assert_allclose(a, e, rtol=1e-2, atol=1e-2 * scale, err_msg=f"{what} leaf {i}")
 
 
 @pytest.mark.parametrize("spec", ["basic_lstm", "lstm_proj_clip_all", "gru_reset_after", "multi"])
@@ -516,10 +526,7 @@ def test_bfloat16_steps_equal_the_reference(spec, rng):
     x = sequences(rng, 3, 6, np.float32)
     stream = fastrnn.Stream(cell, batch_size=3, precision="bfloat16")
     outputs = np.stack([stream.step(x[:, t]) for t in range(6)], axis=1)
-    want_out, want_state = ref.dynamic_rnn(twin, x, precision="bfloat16")
-    np.testing.assert_allclose(outputs, want_out, rtol=BF16_RTOL, atol=BF16_ATOL)
-    for got, want in zip(flatten(stream.state), flatten(want_state)):
-        np.testing.assert_allclose(got, want, rtol=BF16_RTOL, atol=BF16_ATOL)
+    assert_bf16_sequence_close((outputs, stream.state), ref.dynamic_rnn(twin, x, precision="bfloat16"), spec)
 
 
 def test_bfloat16_chunks_equal_the_reference(rng):
@@ -532,9 +539,8 @@ def test_bfloat16_chunks_equal_the_reference(rng):
     want = ref.Stream(twin, batch_size=4, precision="bfloat16")
     want_out = np.concatenate([want.run(x[:, :5], per_chunk(lens, 0, 5)), want.run(x[:, 5:], per_chunk(lens, 5, 5))],
                               axis=1)
-    np.testing.assert_allclose(out, want_out, rtol=BF16_RTOL, atol=BF16_ATOL)
-    for got, expected in zip(flatten(stream.state), flatten(want.state)):
-        np.testing.assert_allclose(got, expected, rtol=BF16_RTOL, atol=BF16_ATOL)
+    assert_bf16_sequence_close((out, stream.state), (want_out, want.state), "chunks")
+    assert_bf16_sequence_close((out, stream.state), ref.dynamic_rnn(twin, x, lens, precision="bfloat16"), "one call")
 
 
 def test_the_reference_stream_in_bfloat16_is_the_reference_loop(rng):
