@@ -15,3 +15,10 @@ def pytest_configure(config):
         raise SystemExit("bench/: fastrnn is imported from the source tree; benchmark an installed Release build")
     from fastrnn.bench import THREADS
     fastrnn.set_num_threads(THREADS)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Every run records the machine probe (CPU, the kernels chosen, FMA peaks on THREADS cores at
+    once): ``bench/report.py`` holds each case against it."""
+    from fastrnn.bench import THREADS, probe
+    machine_info["fastrnn_probe"] = probe(cores=THREADS).as_dict()

@@ -53,7 +53,8 @@ typedef enum {
     FR_OK = 0,
     FR_ERR_ARG = 1,       /* a size, pointer or enum is out of range */
     FR_ERR_WORKSPACE = 2, /* work is NULL or smaller than fr_workspace_size() */
-    FR_ERR_ISA = 3        /* the requested instruction set is not available (CPU or build) */
+    FR_ERR_ISA = 3,       /* the requested instruction set is not available (CPU or build) */
+    FR_ERR_CANCELLED = 4  /* fr_options.poll asked to stop: the outputs are incomplete */
 } fr_status;
 
 /* Instruction sets the kernels are compiled for; FR_ISA_AUTO picks the best the CPU runs. */
@@ -73,6 +74,19 @@ typedef enum { FR_SCHED_AUTO = 0, FR_SCHED_COLUMNS = 1, FR_SCHED_ROWS = 2 } fr_s
 /* The GEMM behind every product: fastrnn's packed SIMD GEMM (the default), the caller's
  * BLAS table (fr_options.blas), or the portable C GEMM; the last two are cross-checks. */
 typedef enum { FR_GEMM_PACKED = 0, FR_GEMM_BLAS = 1, FR_GEMM_PORTABLE = 2 } fr_gemm;
+
+/* The arithmetic of the products.  FR_PREC_NATIVE: the layer's dtype.  FR_PREC_BF16
+ * (float32 layers only): the weights and every product's operands rounded to bfloat16
+ * (round to nearest even), products summed in float32; gates, state and outputs stay
+ * float32. */
+typedef enum { FR_PREC_NATIVE = 0, FR_PREC_BF16 = 1 } fr_precision;
+
+/* How FR_PREC_BF16 multiplies: AMX tiles (tdpbf16ps; Intel Sapphire Rapids and later,
+ * from FR_BF16_AMX_MIN_BATCH rows), AVX512-BF16 (vdpbf16ps; AMD Zen 4, Intel Cooper Lake
+ * and later), or the portable path (operands rounded, float32 FMA) that every CPU runs.
+ * FR_BF16_AUTO: the fastest this CPU has (chosen by the batch, never by the thread count,
+ * so results do not depend on it). */
+typedef enum { FR_BF16_AUTO = 0, FR_BF16_PORTABLE = 1, FR_BF16_AVX512 = 2, FR_BF16_AMX = 3 } fr_bf16_path;
 
 /* Fortran-convention GEMM as exported by scipy.linalg.cython_blas:
  * C = alpha * op(A) * op(B) + beta * C, column-major. */
@@ -97,7 +111,16 @@ typedef struct fr_options {
     int schedule;         /* fr_schedule */
     int gemm;             /* fr_gemm */
     int nthreads;         /* threads the call may use, >= 1 (at most 64 are used) */
+    int tile_rows;        /* rows of the largest register tile, 0 = the ISA's (tests force each) */
+    int precision;        /* fr_precision */
+    int bf16_path;        /* fr_bf16_path (FR_PREC_BF16 only) */
     const fr_blas *blas;  /* FR_GEMM_BLAS only */
+    /* Interruption (may be NULL): called from the calling thread about every 10 ms while
+     * the call runs or waits for a free core; a non-zero return stops the call, which
+     * returns FR_ERR_CANCELLED within a time step (every thread turns its remaining work
+     * into no-ops; the pool and the workspace stay usable). */
+    int (*poll)(void *ctx);
+    void *poll_ctx;
 } fr_options;
 
 typedef struct fr_layer {
@@ -172,8 +195,9 @@ size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq, const fr_opti
 int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options *options,
                      void *work, size_t work_size);
 
-/* Bytes fr_pack_weights needs for this layer (0 if the layer is invalid). */
-size_t fr_packed_size(const fr_layer *layer);
+/* Bytes fr_pack_weights needs for this layer on the instruction set `options` selects
+ * (0 if the layer is invalid or the ISA unavailable). */
+size_t fr_packed_size(const fr_layer *layer, const fr_options *options);
 
 /* Pack the layer's weights for the packed GEMM of the instruction set that `options`
  * selects into `packed` (at least fr_packed_size bytes); then set layer->packed to
@@ -190,6 +214,16 @@ int fr_isa_resolve(int isa);
 
 /* "generic", "avx2", "avx512", or "auto"; NULL for an unknown value. */
 const char *fr_isa_name(int isa);
+
+/* The bfloat16 path a request resolves to for a batch of `batch` rows on instruction set
+ * `isa` (resolved; FR_BF16_AUTO: the fastest this CPU has), or -FR_ERR_ISA when the one
+ * requested is not available (the CPU, the OS's permission for AMX tiles, the build, or
+ * an instruction set below AVX-512 for the two SIMD paths) and -FR_ERR_ARG for an unknown
+ * value. */
+int fr_bf16_resolve(int path, int isa, ptrdiff_t batch);
+
+/* "auto", "portable", "avx512_bf16", "amx"; NULL for an unknown value. */
+const char *fr_bf16_name(int path);
 
 /* Online CPUs (at least 1), read once. */
 int fr_online_cpus(void);

@@ -1,17 +1,20 @@
 /*
  * fr_cells_impl.h -- the cells' pointwise math: one short function per cell family.
- * Template body (FR_T, FR_SFX, FR_SIGMOID1, FR_TANH1), included per dtype by
+ * Template body (FR_T, FR_SFX), included per dtype by
  * fr_forward_body.h, so it is compiled once per instruction set and dtype.
  *
  * Design note
  * -----------
- * Each function updates ONE batch row over the units [u0, u0 + n), after the step's
- * product has been computed: `z` is the row of the product (gate block g of the
- * row's units at z + g * units), `xp` the row's hoisted input projection in the same
- * layout, or NULL when the product already holds x . W_x (fused mode).  Nothing here
- * knows about threads, schedules, sorting, packing or the GEMM: the step driver
- * (fr_step_impl.h) calls these on whatever rows and unit ranges its schedule gives a
- * thread, and a new product or tile never touches them.  The equations (TF1's):
+ * Each function updates ONE batch row over the n units [u0, u0 + n), after the step's
+ * product for them has been computed: `z` points at the product for unit u0 of gate
+ * block 0, gate block g at z + g * zs (zs: the gate stride of wherever the product
+ * sits -- the tile buffer of the packed GEMM, whose panels hold the gates of a few
+ * units side by side); `xp` likewise the row's hoisted input projection (gate stride
+ * xs), or NULL when the product already holds x . W_x (fused mode).  The state rows
+ * (c, h, ...) and the biases are indexed by unit: u0 + j.  Nothing here knows about
+ * threads, schedules, sorting, packing or the GEMM: the step driver (fr_step_impl.h)
+ * calls these right after each tile of the product, while it is hot in L1, and a new
+ * product or tile never touches them.  The equations (TF1's):
  *
  *   fr_rnn_row         h' = act(z + b)
  *   fr_lstm_row        i, j, f, o = z + b;  c' = c*sig(f + forget_bias [+ w_f.c])
@@ -21,11 +24,11 @@
  *   fr_gru_gates_row   r, u = sig(z + b);  TF1: rh = r*h (the candidate's product
  *                      needs every unit of rh, so the update waits for fr_gru_cand_row)
  *   fr_gru_cand_row    TF1:         h' = u*h + (1-u)*act(z_cand + cb)
- *   fr_gru_after_row   reset-after: h' = u*h + (1-u)*act(xc + cb + r*(hc + rb))
+ *   fr_gru_after_row   reset-after: h' = u*h + (1-u)*act(xc + cb + r*(hc + rb)), with the
+ *                      product's gate blocks r, u, hc (and xp's r, u, xc)
  *
- * Loops are straight and branch-free inside (the activations are branch-free too,
- * see fr_mathf.h), so they vectorize for the ISA of the including file.  sig and
- * tanh: branch-free float32 versions, Cephes-style float64 ones (fr_mathf.h).
+ * The math is explicit SIMD vector code (fr_vmath_impl.h: branch-free sig, tanh, relu,
+ * clip), one vector of units at a time.
  */
 
 /* The weights and options of one layer that the pointwise math reads (typed views
@@ -61,183 +64,96 @@ static FR_FN(fr_cell) FR_FN(fr_cell_of)(const fr_layer *L)
     };
 }
 
-/* ---- vector helpers over a row segment (straight loops that vectorize) ---- */
+/* ---- the cells ----
+ * Each function updates one vector of units: n == VL (a full block; the driver passes
+ * the constant, so the loads and stores are plain vector ones) or the n < VL units
+ * left at the end of a layer (zero-filled lanes, partial stores).  Every unit goes
+ * through the same vector code whatever the tile or thread that computed its product,
+ * so results do not depend on how the work was split.  Always inlined into the step
+ * driver. */
+#define FR_INLINE static inline __attribute__((always_inline))
+#define FR_V FR_FN(fr_vec)
+#define LD(p) FR_FN(fr_vld)((p), n)
+#define ST(p, v) FR_FN(fr_vst)((p), (v), n)
+/* gate g: product + (input projection + bias), as the kernels always summed them */
+#define FR_GATE(g) (LD(z + (g) * zs) + (xp ? LD(xp + (g) * xs) + LD(FR_BIAS(g)) : LD(FR_BIAS(g))))
+#define FR_BIAS(g) (P->bias + (g) * P->units + u0)
 
-static void FR_FN(fr_vsigmoid)(FR_T *restrict x, ptrdiff_t n)
+/* BasicRNNCell: h' = act(z + xp + b) into hn (the row's new state). */
+FR_INLINE void FR_FN(fr_rnn_row)(const FR_FN(fr_cell) *P, const FR_T *z, const FR_T *xp, FR_T *hn, ptrdiff_t u0,
+                                 ptrdiff_t n)
 {
-    ptrdiff_t j;
-    for (j = 0; j < n; ++j)
-        x[j] = FR_SIGMOID1(x[j]);
+    const ptrdiff_t zs = 0, xs = 0;
+    ST(hn + u0, FR_FN(fr_vact1)(FR_GATE(0), P->act));
 }
 
-/* the cell's activation, in place */
-static void FR_FN(fr_vact)(FR_T *restrict x, ptrdiff_t n, int act)
+/* LSTMCell / BasicLSTMCell: the gates (z: i, j, f, o at stride zs), the new cell state c
+ * (in place) and m = sig(o) * act(c') into m (h', or the input of the projection). */
+FR_INLINE void FR_FN(fr_lstm_row)(const FR_FN(fr_cell) *P, const FR_T *z, ptrdiff_t zs, const FR_T *xp,
+                                  ptrdiff_t xs, FR_T *c, FR_T *m, ptrdiff_t u0, ptrdiff_t n)
 {
-    ptrdiff_t j;
-    switch (act) {
-    case FR_ACT_TANH:
-        for (j = 0; j < n; ++j)
-            x[j] = FR_TANH1(x[j]);
-        break;
-    case FR_ACT_SIGMOID:
-        FR_FN(fr_vsigmoid)(x, n);
-        break;
-    case FR_ACT_RELU:
-        for (j = 0; j < n; ++j)
-            x[j] = x[j] < (FR_T)0 ? (FR_T)0 : x[j]; /* NaN propagates */
-        break;
-    default: /* FR_ACT_LINEAR */
-        break;
-    }
-}
-
-/* z += xp + b, or z += b when xp is NULL (fused mode: the product already holds x.W_x) */
-static void FR_FN(fr_vadd_bias)(FR_T *restrict z, const FR_T *restrict xp, const FR_T *restrict b,
-                                ptrdiff_t n)
-{
-    ptrdiff_t j;
-    if (xp) {
-        for (j = 0; j < n; ++j)
-            z[j] += xp[j] + b[j];
-    } else {
-        for (j = 0; j < n; ++j)
-            z[j] += b[j];
-    }
-}
-
-/* clip_by_value(x, -lim, lim) in place; NaN propagates */
-static void FR_FN(fr_vclip)(FR_T *restrict x, ptrdiff_t n, FR_T lim)
-{
-    ptrdiff_t j;
-    for (j = 0; j < n; ++j) {
-        const FR_T v = x[j] < -lim ? -lim : x[j];
-        x[j] = v > lim ? lim : v;
-    }
-}
-
-/* gate block g of a row laid out in blocks of `units` (z, xp, bias), at unit u0 */
-#define FR_BLOCK(p, g) ((p) + (g) * P->units + u0)
-#define FR_XBLOCK(g) (xp ? FR_BLOCK(xp, g) : NULL)
-
-/* ---- the cells ---- */
-
-/* BasicRNNCell: h' = act(z + xp + b) into `hn` (the row's new state, units u0..). */
-static void FR_FN(fr_rnn_row)(const FR_FN(fr_cell) *P, FR_T *z, const FR_T *xp, FR_T *hn, ptrdiff_t u0,
-                              ptrdiff_t n)
-{
-    FR_T *restrict zr = FR_BLOCK(z, 0);
-    FR_FN(fr_vadd_bias)(zr, FR_XBLOCK(0), FR_BLOCK(P->bias, 0), n);
-    FR_FN(fr_vact)(zr, n, P->act);
-    memcpy(hn + u0, zr, (size_t)n * sizeof(FR_T));
-}
-
-/* LSTMCell / BasicLSTMCell: the gates and the new cell state `c` (in place), and
- * m = sig(o) * act(c') into `m` (h', or the input of the projection). */
-static void FR_FN(fr_lstm_row)(const FR_FN(fr_cell) *P, FR_T *z, const FR_T *xp, FR_T *c, FR_T *m,
-                               ptrdiff_t u0, ptrdiff_t n)
-{
-    FR_T *restrict gi = FR_BLOCK(z, 0), *restrict gj = FR_BLOCK(z, 1);
-    FR_T *restrict gf = FR_BLOCK(z, 2), *restrict go = FR_BLOCK(z, 3);
-    FR_T *restrict cr = c + u0, *restrict mr = m + u0;
-    ptrdiff_t j;
-    FR_FN(fr_vadd_bias)(gi, FR_XBLOCK(0), FR_BLOCK(P->bias, 0), n);
-    FR_FN(fr_vadd_bias)(gj, FR_XBLOCK(1), FR_BLOCK(P->bias, 1), n);
-    FR_FN(fr_vadd_bias)(gf, FR_XBLOCK(2), FR_BLOCK(P->bias, 2), n);
-    FR_FN(fr_vadd_bias)(go, FR_XBLOCK(3), FR_BLOCK(P->bias, 3), n);
+    FR_V i = FR_GATE(0), j = FR_GATE(1), f = FR_GATE(2), o = FR_GATE(3), cv = LD(c + u0);
     if (P->w_i) { /* peepholes on c into i and f */
-        const FR_T *restrict wi = P->w_i + u0, *restrict wf = P->w_f + u0;
-        for (j = 0; j < n; ++j) {
-            gi[j] += wi[j] * cr[j];
-            gf[j] += wf[j] * cr[j];
-        }
+        i += LD(P->w_i + u0) * cv;
+        f += LD(P->w_f + u0) * cv;
     }
-    for (j = 0; j < n; ++j)
-        gf[j] += P->forget_bias;
-    FR_FN(fr_vsigmoid)(gi, n);
-    FR_FN(fr_vact)(gj, n, P->act);
-    FR_FN(fr_vsigmoid)(gf, n);
-    for (j = 0; j < n; ++j)
-        cr[j] = cr[j] * gf[j] + gi[j] * gj[j];
+    f += P->forget_bias;
+    cv = cv * FR_FN(fr_vsigmoid1)(f) + FR_FN(fr_vsigmoid1)(i) * FR_FN(fr_vact1)(j, P->act);
     if (P->has_cell_clip)
-        FR_FN(fr_vclip)(cr, n, P->cell_clip);
-    if (P->w_o) { /* peephole on c' into o */
-        const FR_T *restrict wo = P->w_o + u0;
-        for (j = 0; j < n; ++j)
-            go[j] += wo[j] * cr[j];
-    }
-    FR_FN(fr_vsigmoid)(go, n);
-    memcpy(gj, cr, (size_t)n * sizeof(FR_T)); /* j is consumed: reuse it for act(c') */
-    FR_FN(fr_vact)(gj, n, P->act);
-    for (j = 0; j < n; ++j)
-        mr[j] = go[j] * gj[j];
+        cv = FR_FN(fr_vclip1)(cv, P->cell_clip);
+    if (P->w_o) /* peephole on c' into o */
+        o += LD(P->w_o + u0) * cv;
+    ST(c + u0, cv);
+    ST(m + u0, FR_FN(fr_vsigmoid1)(o) * FR_FN(fr_vact1)(cv, P->act));
 }
 
-/* A projected LSTM's output h' = m.P (already in `h`, columns [k0, k0 + n)): proj_clip. */
-static void FR_FN(fr_lstm_proj_row)(const FR_FN(fr_cell) *P, FR_T *h, ptrdiff_t k0, ptrdiff_t n)
+/* A projected LSTM's output h' = m.P (n values at h, already computed): proj_clip. */
+FR_INLINE void FR_FN(fr_lstm_proj_row)(const FR_FN(fr_cell) *P, FR_T *h, ptrdiff_t n)
 {
     if (P->has_proj_clip)
-        FR_FN(fr_vclip)(h + k0, n, P->proj_clip);
+        ST(h, FR_FN(fr_vclip1)(LD(h), P->proj_clip));
 }
 
-/* GRUCell, the gates: r, u = sig(z + xp + b) in place; TF1's variant also forms
- * rh = r * h (the input of the candidate's product). */
-static void FR_FN(fr_gru_gates_row)(const FR_FN(fr_cell) *P, FR_T *z, const FR_T *xp, const FR_T *h,
-                                    FR_T *rh, ptrdiff_t u0, ptrdiff_t n)
+/* GRUCell, the gates: r, u = sig(z + xp + b), written back over z; TF1's variant also
+ * forms rh = r * h (the input of the candidate's product; h, rh: the row's state and
+ * its rh row, indexed by unit). */
+FR_INLINE void FR_FN(fr_gru_gates_row)(const FR_FN(fr_cell) *P, FR_T *z, ptrdiff_t zs, const FR_T *xp,
+                                       ptrdiff_t xs, const FR_T *h, FR_T *rh, ptrdiff_t u0, ptrdiff_t n)
 {
-    FR_T *restrict gr = FR_BLOCK(z, 0), *restrict gu = FR_BLOCK(z, 1);
-    ptrdiff_t j;
-    FR_FN(fr_vadd_bias)(gr, FR_XBLOCK(0), FR_BLOCK(P->bias, 0), n);
-    FR_FN(fr_vadd_bias)(gu, FR_XBLOCK(1), FR_BLOCK(P->bias, 1), n);
-    FR_FN(fr_vsigmoid)(gr, n);
-    FR_FN(fr_vsigmoid)(gu, n);
-    if (rh) {
-        const FR_T *restrict hr = h + u0;
-        FR_T *restrict rr = rh + u0;
-        for (j = 0; j < n; ++j)
-            rr[j] = gr[j] * hr[j];
-    }
+    const FR_V r = FR_FN(fr_vsigmoid1)(FR_GATE(0)), u = FR_FN(fr_vsigmoid1)(FR_GATE(1));
+    ST(z, r);
+    ST(z + zs, u);
+    if (rh)
+        ST(rh + u0, r * LD(h + u0));
 }
 
-/* TF1 GRUCell, the update: cand = act(cand + xc + cb) (cand = (r*h).Wc_h, plus x.Wc_x
- * in fused mode; xc = the hoisted x.Wc_x or NULL), h' = u*h + (1-u)*cand into hn.
- * `z` is the row of the gates (u in block 1). */
-static void FR_FN(fr_gru_cand_row)(const FR_FN(fr_cell) *P, const FR_T *z, FR_T *cand, const FR_T *xc,
-                                   const FR_T *h, FR_T *hn, ptrdiff_t u0, ptrdiff_t n)
+/* TF1 GRUCell, the update: cand = act(z + xc + cb) (z = (r*h).Wc_h, plus x.Wc_x in
+ * fused mode; xc = the hoisted x.Wc_x or NULL), h' = u*h + (1-u)*cand into hn.  u: the
+ * update gate of the n units (from fr_gru_gates_row). */
+FR_INLINE void FR_FN(fr_gru_cand_row)(const FR_FN(fr_cell) *P, const FR_T *z, const FR_T *xc, const FR_T *u,
+                                      const FR_T *h, FR_T *hn, ptrdiff_t u0, ptrdiff_t n)
 {
-    const FR_T *restrict u = z + P->units + u0, *restrict hr = h + u0;
-    FR_T *restrict cr = cand + u0, *restrict hnr = hn + u0;
-    ptrdiff_t j;
-    FR_FN(fr_vadd_bias)(cr, xc ? xc + u0 : NULL, P->cand_bias + u0, n);
-    FR_FN(fr_vact)(cr, n, P->act);
-    for (j = 0; j < n; ++j)
-        hnr[j] = u[j] * hr[j] + ((FR_T)1 - u[j]) * cr[j];
+    const FR_V cb = LD(P->cand_bias + u0), uv = LD(u);
+    const FR_V cand = FR_FN(fr_vact1)(LD(z) + (xc ? LD(xc) + cb : cb), P->act);
+    ST(hn + u0, uv * LD(h + u0) + ((FR_T)1 - uv) * cand);
 }
 
-/* Reset-after GRUCell, the update once the gates are done: hc = h.Wc_h (in place),
- * xc = x.Wc_x, cand = act(xc + cb + r*(hc + rb)), h' = u*h + (1-u)*cand into hn. */
-static void FR_FN(fr_gru_after_row)(const FR_FN(fr_cell) *P, const FR_T *z, FR_T *hc, const FR_T *xc,
-                                    const FR_T *h, FR_T *hn, ptrdiff_t u0, ptrdiff_t n)
+/* Reset-after GRUCell, the whole update: z's gate blocks are r, u (to which
+ * fr_gru_gates_row applied the bias and sigmoid) and hc = h.Wc_h; xp's block 2 is
+ * xc = x.Wc_x.  cand = act(xc + cb + r*(hc + rb)), h' = u*h + (1-u)*cand into hn. */
+FR_INLINE void FR_FN(fr_gru_after_row)(const FR_FN(fr_cell) *P, const FR_T *z, ptrdiff_t zs, const FR_T *xp,
+                                       ptrdiff_t xs, const FR_T *h, FR_T *hn, ptrdiff_t u0, ptrdiff_t n)
 {
-    const FR_T *restrict r = z + u0, *restrict u = z + P->units + u0, *restrict hr = h + u0;
-    const FR_T *restrict cb = P->cand_bias + u0, *restrict rb = P->cand_rbias + u0, *restrict xr = xc + u0;
-    FR_T *restrict cr = hc + u0, *restrict hnr = hn + u0;
-    ptrdiff_t j;
-    for (j = 0; j < n; ++j)
-        cr[j] = (xr[j] + cb[j]) + r[j] * (cr[j] + rb[j]);
-    FR_FN(fr_vact)(cr, n, P->act);
-    for (j = 0; j < n; ++j)
-        hnr[j] = u[j] * hr[j] + ((FR_T)1 - u[j]) * cr[j];
+    const FR_V r = LD(z), uv = LD(z + zs), hc = LD(z + 2 * zs);
+    const FR_V cand = FR_FN(fr_vact1)((LD(xp + 2 * xs) + LD(P->cand_bias + u0)) + r * (hc + LD(P->cand_rbias + u0)),
+                                      P->act);
+    ST(hn + u0, uv * LD(h + u0) + ((FR_T)1 - uv) * cand);
 }
 
-#undef FR_BLOCK
-#undef FR_XBLOCK
+#undef FR_V
+#undef LD
+#undef ST
+#undef FR_GATE
+#undef FR_BIAS
+#undef FR_INLINE
 
-/* Entry point for accuracy tests: the activation exactly as the kernels apply it
- * (act < 0 selects the gates' logistic sigmoid). */
-void FR_ENTRY(fr_apply_activation)(FR_T *x, ptrdiff_t n, int act)
-{
-    if (act < 0)
-        FR_FN(fr_vsigmoid)(x, n);
-    else
-        FR_FN(fr_vact)(x, n, act);
-}

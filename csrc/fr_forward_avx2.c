@@ -2,7 +2,7 @@
 #ifdef FR_BUILD_AVX2
 #define FR_ISA avx2
 #define FR_VBYTES 32 /* SIMD register width in bytes */
-#define FR_MR 6      /* GEMM register tile rows: 2*FR_MR accumulators fit the register file */
+#define FR_ACC 10    /* accumulators of a register tile: 16 ymm = 10 + 4 panel vectors + 1 + spare */
 #include "fr_forward_body.h"
 #else
 typedef int fr_forward_avx2_unused; /* ISO C: a translation unit needs a declaration */

@@ -2,7 +2,7 @@
 #ifdef FR_BUILD_AVX512
 #define FR_ISA avx512
 #define FR_VBYTES 64 /* SIMD register width in bytes */
-#define FR_MR 8      /* GEMM register tile rows: 2*FR_MR accumulators fit the register file */
+#define FR_ACC 24    /* accumulators of a register tile: 32 zmm = 24 + 4 panel vectors + 1 broadcast */
 #include "fr_forward_body.h"
 #else
 typedef int fr_forward_avx512_unused; /* ISO C: a translation unit needs a declaration */

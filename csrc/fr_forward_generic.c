@@ -1,7 +1,7 @@
 /* The forward kernels at the baseline ISA (what every CPU of the target runs). */
 #define FR_ISA generic
 #define FR_VBYTES 16 /* SIMD register width in bytes */
-#define FR_MR 4      /* GEMM register tile rows: 2*FR_MR accumulators fit the register file */
+#define FR_ACC 10    /* accumulators of a register tile: 16 xmm = 10 + 4 panel vectors + 1 + spare */
 #include "fr_forward_body.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))

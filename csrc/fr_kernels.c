@@ -87,6 +87,7 @@
 
 #include "fastrnn.h"
 #include "fr_internal.h"
+#include "fr_probe.h"
 
 
 /* *r = a * b, 0 on size_t overflow. */
@@ -114,34 +115,84 @@ static int fr_take(size_t *cursor, size_t *off, size_t n1, size_t n2, size_t els
     return 1;
 }
 
-/* Rows and padded columns of each weight matrix as packed (0 rows: absent). */
-static void fr_pack_dims(const fr_layer *L, size_t es, size_t rows[FR_NMATS], size_t cols[FR_NMATS])
+int fr_isa_vbytes(int isa)
 {
-    const size_t pad = FR_PACK_ALIGN_BYTES / es;
-    const size_t U = (size_t)L->units, P = (size_t)L->proj, D = (size_t)L->depth;
-    const size_t G = (size_t)fr_cell_gates(L->cell);
-    const size_t u_gru = L->cell == FR_CELL_GRU ? U : 0;
-    const int has_proj = L->cell == FR_CELL_LSTM && L->proj_kernel != NULL;
-    rows[FR_MAT_XH] = D + P; /* one block per gate, each padded */
-    cols[FR_MAT_XH] = G * ((U + pad - 1) / pad * pad);
-    rows[FR_MAT_C] = D + U;
-    cols[FR_MAT_C] = u_gru;
-    rows[FR_MAT_PROJ] = U;
-    cols[FR_MAT_PROJ] = has_proj ? P : 0;
+    return isa == FR_ISA_AVX512 ? 64 : isa == FR_ISA_AVX2 ? 32 : 16;
+}
+
+/* One matrix of G gate blocks of `units` columns, K rows (kseg of them the inputs'),
+ * gate g's columns at src[g], packed for bfloat16 path `bpath` (0: the native dtype). */
+static int fr_mat_layout_of(fr_mat_layout *m, ptrdiff_t K, ptrdiff_t kseg, ptrdiff_t G, ptrdiff_t units,
+                            ptrdiff_t vl, size_t es, int bpath, const void *const *src, const ptrdiff_t *ld)
+{
+    size_t n;
+    ptrdiff_t g;
+    m->K = K;
+    m->kseg = kseg;
+    m->G = G;
+    m->units = units;
+    m->format = bpath == FR_BF16_AMX ? FR_PACK_AMX : bpath == FR_BF16_AVX512 ? FR_PACK_VNNI
+                : bpath == FR_BF16_PORTABLE ? FR_PACK_ROUNDED : FR_PACK_NATIVE;
+    m->gran = m->format == FR_PACK_AMX ? 32 : m->format == FR_PACK_VNNI ? 2 : 1;
+    m->Kp = FR_KPAD(kseg, m->gran) + FR_KPAD(K - kseg, m->gran);
+    m->ubp = G >= 3 ? 1 : 4 / G; /* 3 or 4 vectors per panel row */
+    m->pw = G * m->ubp * vl;
+    m->np = (units + m->ubp * vl - 1) / (m->ubp * vl);
+    for (g = 0; g < G; ++g) {
+        m->src[g] = src[g];
+        m->ld[g] = ld[g];
+    }
+    if (m->format == FR_PACK_VNNI || m->format == FR_PACK_AMX)
+        es = 2; /* bfloat16 */
+    return fr_mul((size_t)m->np * (size_t)m->pw, (size_t)m->Kp, &n) && fr_mul(n, es, &m->bytes);
+}
+
+int fr_mat_layouts(const fr_layer *L, ptrdiff_t vl, int bpath, fr_mat_layout m[FR_NMATS])
+{
+    const size_t es = L->dtype == FR_FLOAT32 ? sizeof(float) : sizeof(double);
+    const ptrdiff_t U = L->units, P = L->proj, D = L->depth;
+    const char *kernel = (const char *)L->kernel, *cand = (const char *)L->cand_kernel;
+    const int gru = L->cell == FR_CELL_GRU, after = gru && L->cand_recurrent_bias != NULL;
+    const void *src[4];
+    ptrdiff_t ld[4];
+    int ok = 1;
+    memset(m, 0, FR_NMATS * sizeof *m);
+    if (L->cell == FR_CELL_LSTM || L->cell == FR_CELL_RNN || (gru && !after)) {
+        const ptrdiff_t G = fr_cell_gates(L->cell);
+        ptrdiff_t g;
+        for (g = 0; g < G; ++g) {
+            src[g] = kernel + (size_t)(g * U) * es;
+            ld[g] = G * U;
+        }
+        ok = fr_mat_layout_of(&m[FR_MAT_XH], D + P, D, G, U, vl, es, bpath, src, ld);
+    } else { /* reset-after GRU: r, u (gates/kernel) and c (candidate/kernel) side by side */
+        src[0] = kernel;
+        src[1] = kernel + (size_t)U * es;
+        src[2] = cand;
+        ld[0] = ld[1] = 2 * U;
+        ld[2] = U;
+        ok = fr_mat_layout_of(&m[FR_MAT_XH], D + U, D, 3, U, vl, es, bpath, src, ld);
+    }
+    if (gru && !after) {
+        src[0] = cand;
+        ld[0] = U;
+        ok = ok && fr_mat_layout_of(&m[FR_MAT_C], D + U, D, 1, U, vl, es, bpath, src, ld);
+    }
+    if (L->cell == FR_CELL_LSTM && L->proj_kernel) {
+        src[0] = L->proj_kernel;
+        ld[0] = P;
+        ok = ok && fr_mat_layout_of(&m[FR_MAT_PROJ], U, 0, 1, P, vl, es, bpath, src, ld);
+    }
+    return ok;
 }
 
 /* Reserve the packed matrices at *cursor (offsets in off[]); 0 on overflow. */
-static int fr_take_packed(const fr_layer *L, size_t *cursor, size_t off[FR_NMATS])
+static int fr_take_packed(const fr_mat_layout *m, size_t *cursor, size_t off[FR_NMATS])
 {
-    const size_t es = L->dtype == FR_FLOAT32 ? sizeof(float) : sizeof(double);
-    const size_t pad = FR_PACK_ALIGN_BYTES / es;
-    size_t rows[FR_NMATS], cols[FR_NMATS];
-    int m;
-    fr_pack_dims(L, es, rows, cols);
-    for (m = 0; m < FR_NMATS; ++m) {
-        if (!fr_take(cursor, &off[m], rows[m], (cols[m] + pad - 1) / pad * pad, es))
+    int i;
+    for (i = 0; i < FR_NMATS; ++i)
+        if (!fr_take(cursor, &off[i], m[i].bytes, 1, 1))
             return 0;
-    }
     return 1;
 }
 
@@ -199,6 +250,14 @@ static int fr_options_ok(const fr_options *O)
         return 0;
     if (O->isa < FR_ISA_AUTO || O->isa > FR_ISA_AVX512 || O->nthreads < 1)
         return 0;
+    if (O->tile_rows < 0 || O->tile_rows > 8)
+        return 0;
+    if (O->precision != FR_PREC_NATIVE && O->precision != FR_PREC_BF16)
+        return 0;
+    if (O->bf16_path < FR_BF16_AUTO || O->bf16_path > FR_BF16_AMX)
+        return 0;
+    if (O->precision == FR_PREC_BF16 && O->gemm != FR_GEMM_PACKED) /* the cross-check GEMMs are exact */
+        return 0;
     return 1;
 }
 
@@ -216,11 +275,15 @@ int fr_cell_gates(int cell)
     }
 }
 
-/* Byte offsets of the matrices in a fr_pack_weights buffer, and its size (0: invalid). */
-static size_t fr_pack_layout(const fr_layer *L, size_t off[FR_NMATS])
+/* The matrices of L for resolved ISA `isa`, their byte offsets in a fr_pack_weights
+ * buffer, and its size (0: invalid). */
+static size_t fr_pack_layout(const fr_layer *L, int isa, int bpath, fr_mat_layout m[FR_NMATS],
+                             size_t off[FR_NMATS])
 {
     size_t cur = FR_PACK_HEADER;
-    if (!fr_layer_ok(L) || !fr_take_packed(L, &cur, off))
+    const size_t es = L && L->dtype == FR_FLOAT64 ? sizeof(double) : sizeof(float);
+    if (!fr_layer_ok(L) || !fr_mat_layouts(L, fr_isa_vbytes(isa) / (ptrdiff_t)es, bpath, m) ||
+        !fr_take_packed(m, &cur, off))
         return 0;
     return cur;
 }
@@ -233,55 +296,109 @@ static size_t fr_pack_layout(const fr_layer *L, size_t off[FR_NMATS])
  * fr_options.xproj forces either (the tests run both). */
 #define FR_FUSE_MIN_BATCH 4
 
-static int fr_fused_mode(const fr_seq *S, const fr_options *O)
+static int fr_fused_mode(const fr_layer *L, const fr_seq *S, const fr_options *O)
 {
+    if (L->cell == FR_CELL_GRU && L->cand_recurrent_bias) /* reset-after: always hoisted */
+        return 0;
     if (O->xproj != FR_XPROJ_AUTO)
         return O->xproj == FR_XPROJ_FUSED;
     return S->batch >= FR_FUSE_MIN_BATCH;
 }
 
-/* Validate everything that does not need the seq's data pointers or the contents of
- * `lengths`, and lay out the workspace.  Returns 1 if valid. */
-static int fr_plan_make(const fr_layer *L, const fr_seq *S, const fr_options *O, fr_plan *pl)
+/* ---- per-CPU choices (fr_tuning) ----
+ * Which schedule: with the row split every core reads ALL the weights at every step, with
+ * the column split only its share (but the threads meet at every step).  When the packed
+ * weights fit half of a core's L2, reading them all costs nothing extra: rows from 4 rows
+ * per thread (a register tile's worth).  When they do not, each core streams them from
+ * L3 at every step, which pays only while its rows' arithmetic hides the transfer:
+ * rows per thread >= bytes per element * FMA peak / (2 * L3 bandwidth).  Measured:
+ *   Intel Xeon (Sapphire Rapids class): 247 GFLOP/s f32 per core, L3 29 GB/s per core
+ *     (L2 187 GB/s): >= 17 rows, so 24 with margin (KERNELS.md: batch 16 x 256 units
+ *     ran 6.32 ms rows vs 5.55 ms columns; batch 256 x 512 171 vs 178 ms);
+ *   AMD EPYC (Zen 4): 117 GFLOP/s f32 per core, L3 95 GB/s per core (L2 111 GB/s,
+ *     csrc/tests/test_probe): >= 2.5 rows, so 4.
+ * The ratio is the same for float64 (half the FMA rate, twice the bytes). */
+void fr_tuning(int isa, size_t weight_bytes, ptrdiff_t *prefetch, ptrdiff_t *rows_from)
 {
-    size_t es, cur = 0;
-    ptrdiff_t B, T, U, P, D;
-    size_t u_lstm, u_gru, u_proj;
+    fr_cpu cpu;
+    size_t l2;
+    fr_cpu_info(&cpu);
+    l2 = cpu.l2_bytes ? cpu.l2_bytes : (size_t)1 << 20;
+    *prefetch = 0;
+    if (weight_bytes <= l2 / 2)
+        *rows_from = 4;
+    else
+        *rows_from = strcmp(cpu.vendor, "GenuineIntel") == 0 ? 24 : 4;
+    (void)isa;
+}
+
+/* Validate everything that does not need the seq's data pointers or the contents of
+ * `lengths`, and lay out the workspace for resolved ISA `isa`.  Returns 1 if valid. */
+static int fr_plan_make(const fr_layer *L, const fr_seq *S, const fr_options *O, int isa, int bpath,
+                        fr_plan *pl)
+{
+    size_t es, cur = 0, wbytes = 0;
+    ptrdiff_t B, T, U, P, D, gran;
+    size_t u_lstm, u_gru1, u_proj;
+    int i;
 
     if (!fr_layer_ok(L) || !fr_seq_ok(S) || !fr_options_ok(O))
+        return 0;
+    if (O->precision == FR_PREC_BF16 && L->dtype != FR_FLOAT32) /* bfloat16 from float32 only */
         return 0;
     B = S->batch;
     T = S->time;
     U = L->units;
     P = L->proj;
     D = L->depth;
+    es = L->dtype == FR_FLOAT32 ? sizeof(float) : sizeof(double);
+    if (!fr_mat_layouts(L, fr_isa_vbytes(isa) / (ptrdiff_t)es, bpath, pl->mats))
+        return 0;
+    pl->bpath = bpath;
     pl->has_proj = (L->cell == FR_CELL_LSTM && L->proj_kernel != NULL);
     pl->prepacked = NULL;
-    pl->G = fr_cell_gates(L->cell);
-    pl->GX = L->cell == FR_CELL_GRU ? 3 * U : pl->G * U;
-    pl->fused = fr_fused_mode(S, O);
+    pl->fused = fr_fused_mode(L, S, O);
     pl->schedule = O->schedule;
     pl->hld = pl->fused ? D + P : P;
     pl->hoff = pl->fused ? D : 0;
+    u_gru1 = L->cell == FR_CELL_GRU && !L->cand_recurrent_bias ? (size_t)U : 0; /* TF1 GRU */
+    pl->rld = u_gru1 ? (pl->fused ? D + U : U) : 0;
+    pl->xw = pl->mats[FR_MAT_XH].np * pl->mats[FR_MAT_XH].pw +
+             (u_gru1 ? pl->mats[FR_MAT_C].np * pl->mats[FR_MAT_C].pw : 0);
+    pl->tile_rows = O->tile_rows;
+    for (i = 0; i < FR_NMATS; ++i)
+        wbytes += pl->mats[i].bytes;
+    fr_tuning(isa, wbytes, &pl->prefetch, &pl->rows_from);
 
-    es = L->dtype == FR_FLOAT32 ? sizeof(float) : sizeof(double);
     u_lstm = L->cell == FR_CELL_LSTM ? (size_t)U : 0;
-    u_gru = L->cell == FR_CELL_GRU ? (size_t)U : 0;
     u_proj = pl->has_proj ? (size_t)U : 0;
+    /* bfloat16 operand rows, K segments padded as the matrices' */
+    gran = pl->mats[FR_MAT_XH].gran;
+    pl->aes = bpath == 0 ? 0 : bpath == FR_BF16_PORTABLE ? sizeof(float) : sizeof(uint16_t);
+    pl->aoff = bpath && pl->fused ? FR_KPAD(D, gran) : 0;
+    pl->ald = bpath ? pl->aoff + FR_KPAD(L->cell == FR_CELL_LSTM ? P : U, gran) : 0;
+    pl->rboff = bpath && u_gru1 && pl->fused ? FR_KPAD(D, gran) : 0;
+    pl->rbld = bpath && u_gru1 ? pl->rboff + FR_KPAD(U, gran) : 0;
+    pl->mbld = bpath && pl->has_proj ? FR_KPAD(U, gran) : 0;
+    pl->xbld = bpath && !pl->fused ? FR_KPAD(D, gran) : 0;
     if (!fr_take(&cur, &pl->off_perm, (size_t)B, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_slen, (size_t)B, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_count, B > 0 ? (size_t)T + 1 : 0, 1, sizeof(ptrdiff_t)) ||
         !fr_take(&cur, &pl->off_pchunk, (size_t)B + 1, 1, sizeof(ptrdiff_t)) ||
-        !fr_take(&cur, &pl->off_xproj, pl->fused ? 0 : (size_t)B * (size_t)T, (size_t)pl->GX, es) ||
+        !fr_take(&cur, &pl->off_xproj, pl->fused ? 0 : (size_t)B * (size_t)T, (size_t)pl->xw, es) ||
         !fr_take(&cur, &pl->off_h, (size_t)B, (size_t)pl->hld, es) ||
         !fr_take(&cur, &pl->off_h2, (size_t)B, (size_t)pl->hld, es) ||
         !fr_take(&cur, &pl->off_c, (size_t)B, u_lstm, es) ||
-        !fr_take(&cur, &pl->off_zbuf, (size_t)B, (size_t)(pl->G * U), es) ||
+        !fr_take(&cur, &pl->off_ubuf, (size_t)B, u_gru1, es) ||
         !fr_take(&cur, &pl->off_mbuf, (size_t)B, u_proj, es) ||
-        !fr_take(&cur, &pl->off_rh, (size_t)B, u_gru, es) ||
-        !fr_take(&cur, &pl->off_cand, (size_t)B, u_gru, es))
+        !fr_take(&cur, &pl->off_rh, (size_t)B, (size_t)pl->rld, es) ||
+        !fr_take(&cur, &pl->off_ab, (size_t)B, (size_t)pl->ald, pl->aes) ||
+        !fr_take(&cur, &pl->off_ab2, (size_t)B, (size_t)pl->ald, pl->aes) ||
+        !fr_take(&cur, &pl->off_rb, (size_t)B, (size_t)pl->rbld, pl->aes) ||
+        !fr_take(&cur, &pl->off_mb, (size_t)B, (size_t)pl->mbld, pl->aes) ||
+        !fr_take(&cur, &pl->off_xb, pl->xbld ? (size_t)B * (size_t)T : 0, (size_t)pl->xbld, pl->aes))
         return 0;
-    if (!fr_take_packed(L, &cur, pl->off_pack)) /* packed copies of the weights */
+    if (!fr_take_packed(pl->mats, &cur, pl->off_pack)) /* packed copies of the weights */
         return 0;
     /* slack to align `work` up to FR_ALIGN; offsets must also fit ptrdiff_t */
     if (cur > (size_t)PTRDIFF_MAX - (FR_ALIGN - 1))
@@ -296,12 +413,12 @@ static int fr_plan_make(const fr_layer *L, const fr_seq *S, const fr_options *O,
  * build lacks is an error (FR_ERR_ISA), never a silent fallback. */
 
 typedef struct fr_isa_impl {
-    void (*forward_f32)(const fr_layer *, const fr_seq *, const fr_options *, char *, const fr_plan *);
-    void (*forward_f64)(const fr_layer *, const fr_seq *, const fr_options *, char *, const fr_plan *);
+    int (*forward_f32)(const fr_layer *, const fr_seq *, const fr_options *, char *, const fr_plan *);
+    int (*forward_f64)(const fr_layer *, const fr_seq *, const fr_options *, char *, const fr_plan *);
     void (*act_f32)(float *, ptrdiff_t, int);
     void (*act_f64)(double *, ptrdiff_t, int);
-    void (*pack_f32)(const fr_layer *, int, char *, const size_t *);
-    void (*pack_f64)(const fr_layer *, int, char *, const size_t *);
+    void (*pack_f32)(const fr_mat_layout *, char *, const size_t *);
+    void (*pack_f64)(const fr_mat_layout *, char *, const size_t *);
 } fr_isa_impl;
 
 #define FR_ISA_IMPL(isa)                                                                         \
@@ -365,6 +482,45 @@ int fr_isa_resolve(int isa)
     return fr_isa_available(isa) ? isa : -FR_ERR_ISA;
 }
 
+int fr_bf16_resolve(int path, int isa, ptrdiff_t batch)
+{
+    const int simd = isa == FR_ISA_AVX512;
+    switch (path) {
+    case FR_BF16_PORTABLE:
+        return FR_BF16_PORTABLE;
+    case FR_BF16_AVX512:
+        return simd && fr_cpu_has_avx512bf16() ? FR_BF16_AVX512 : -FR_ERR_ISA;
+    case FR_BF16_AMX:
+        return simd && fr_cpu_has_amx() ? FR_BF16_AMX : -FR_ERR_ISA;
+    case FR_BF16_AUTO:
+        if (simd && batch >= FR_BF16_AMX_MIN_BATCH && fr_cpu_has_amx())
+            return FR_BF16_AMX;
+        if (simd && fr_cpu_has_avx512bf16())
+            return FR_BF16_AVX512;
+        return simd && fr_cpu_has_amx() ? FR_BF16_AMX : FR_BF16_PORTABLE;
+    default:
+        return -FR_ERR_ARG;
+    }
+}
+
+const char *fr_bf16_name(int path)
+{
+    static const char *const names[] = {"auto", "portable", "avx512_bf16", "amx"};
+    return path >= FR_BF16_AUTO && path <= FR_BF16_AMX ? names[path] : NULL;
+}
+
+/* The instruction set and bfloat16 path (0: none) a call on `batch` rows runs with, or a
+ * negative fr_status. */
+static int fr_resolve(const fr_options *O, ptrdiff_t batch, int *bpath)
+{
+    const int isa = O ? fr_isa_resolve(O->isa) : -FR_ERR_ARG;
+    *bpath = 0;
+    if (isa < 0 || O->precision != FR_PREC_BF16)
+        return isa;
+    *bpath = fr_bf16_resolve(O->bf16_path, isa, batch);
+    return *bpath < 0 ? *bpath : isa;
+}
+
 const char *fr_isa_name(int isa)
 {
     static const char *const names[] = {"auto", "generic", "avx2", "avx512"};
@@ -374,7 +530,8 @@ const char *fr_isa_name(int isa)
 void fr_options_default(fr_options *options)
 {
     const fr_options defaults = {.isa = FR_ISA_AUTO, .xproj = FR_XPROJ_AUTO, .schedule = FR_SCHED_AUTO,
-                                 .gemm = FR_GEMM_PACKED, .nthreads = fr_online_cpus(), .blas = NULL};
+                                 .gemm = FR_GEMM_PACKED, .nthreads = fr_online_cpus(), .tile_rows = 0,
+                                 .precision = FR_PREC_NATIVE, .bf16_path = FR_BF16_AUTO, .blas = NULL};
     *options = defaults;
 }
 
@@ -400,11 +557,12 @@ int fr_apply_activation(int isa, int activation, int dtype, void *x, ptrdiff_t n
 }
 
 /* The header a fr_pack_weights buffer must carry to be used for layer L on `isa`. */
-static void fr_pack_header_for(const fr_layer *L, int isa, fr_pack_header *h)
+static void fr_pack_header_for(const fr_layer *L, int isa, int bpath, fr_pack_header *h)
 {
     memset(h, 0, sizeof *h);
     h->magic = FR_PACK_MAGIC;
     h->isa = isa;
+    h->bpath = bpath;
     h->dtype = L->dtype;
     h->cell = L->cell;
     h->depth = L->depth;
@@ -416,37 +574,47 @@ static void fr_pack_header_for(const fr_layer *L, int isa, fr_pack_header *h)
 
 /* ---- public API ---- */
 
-size_t fr_packed_size(const fr_layer *layer)
+/* A packing (no batch known): the bfloat16 path a large batch would take. */
+#define FR_PACK_BATCH PTRDIFF_MAX
+
+size_t fr_packed_size(const fr_layer *layer, const fr_options *options)
 {
+    fr_mat_layout m[FR_NMATS];
     size_t off[FR_NMATS];
-    return fr_pack_layout(layer, off);
+    int bpath;
+    const int isa = fr_resolve(options, FR_PACK_BATCH, &bpath);
+    return isa < 0 ? 0 : fr_pack_layout(layer, isa, bpath, m, off);
 }
 
 int fr_pack_weights(const fr_layer *layer, const fr_options *options, void *packed, size_t size)
 {
-    const int isa = options ? fr_isa_resolve(options->isa) : -FR_ERR_ARG;
-    size_t off[FR_NMATS];
-    const size_t total = fr_pack_layout(layer, off);
+    fr_mat_layout m[FR_NMATS];
+    size_t off[FR_NMATS], total;
     fr_pack_header h;
+    int bpath;
+    const int isa = fr_resolve(options, FR_PACK_BATCH, &bpath);
     if (isa < 0)
         return -isa;
+    total = fr_pack_layout(layer, isa, bpath, m, off);
     if (total == 0 || !packed)
         return FR_ERR_ARG;
     if (size < total)
         return FR_ERR_WORKSPACE;
-    fr_pack_header_for(layer, isa, &h);
+    fr_pack_header_for(layer, isa, bpath, &h);
     memcpy(packed, &h, sizeof h);
     if (layer->dtype == FR_FLOAT32)
-        fr_isa_impl_of(isa)->pack_f32(layer, (int)h.has_proj, (char *)packed, off);
+        fr_isa_impl_of(isa)->pack_f32(m, (char *)packed, off);
     else
-        fr_isa_impl_of(isa)->pack_f64(layer, (int)h.has_proj, (char *)packed, off);
+        fr_isa_impl_of(isa)->pack_f64(m, (char *)packed, off);
     return FR_OK;
 }
 
 size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq, const fr_options *options)
 {
     fr_plan pl;
-    if (!fr_plan_make(layer, seq, options, &pl))
+    int bpath;
+    const int isa = fr_resolve(options, seq ? seq->batch : 0, &bpath);
+    if (isa < 0 || !fr_plan_make(layer, seq, options, isa, bpath, &pl))
         return 0;
     return pl.total;
 }
@@ -460,16 +628,20 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options 
     ptrdiff_t B, T, b;
     size_t mis;
     char *base;
+    int isa, bpath;
 
-    if (!fr_plan_make(layer, seq, options, &pl))
+    if (!options || !fr_options_ok(options) || !seq)
+        return FR_ERR_ARG;
+    isa = fr_resolve(options, seq->batch, &bpath);
+    if (isa < 0)
+        return -isa;
+    if (!fr_plan_make(layer, seq, options, isa, bpath, &pl))
         return FR_ERR_ARG;
     opt = *options;
-    opt.isa = fr_isa_resolve(options->isa);
-    if (opt.isa < 0)
-        return -opt.isa;
+    opt.isa = isa;
     if (opt.nthreads > FR_MAX_THREADS)
         opt.nthreads = FR_MAX_THREADS;
-    impl = fr_isa_impl_of(opt.isa);
+    impl = fr_isa_impl_of(isa);
     B = seq->batch;
     T = seq->time;
 
@@ -498,8 +670,9 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options 
     /* weights packed by fr_pack_weights, if they were packed for this layer and ISA */
     if (layer->packed && opt.gemm == FR_GEMM_PACKED) {
         fr_pack_header want, have;
-        const size_t total = fr_pack_layout(layer, pl.pre_off);
-        fr_pack_header_for(layer, opt.isa, &want);
+        fr_mat_layout m[FR_NMATS];
+        const size_t total = fr_pack_layout(layer, isa, bpath, m, pl.pre_off);
+        fr_pack_header_for(layer, isa, bpath, &want);
         if (total > 0 && layer->packed_size >= total) {
             memcpy(&have, layer->packed, sizeof have);
             if (memcmp(&have, &want, sizeof have) == 0)
@@ -507,10 +680,8 @@ int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options 
         }
     }
     if (layer->dtype == FR_FLOAT32)
-        impl->forward_f32(layer, seq, &opt, base, &pl);
-    else
-        impl->forward_f64(layer, seq, &opt, base, &pl);
-    return FR_OK;
+        return impl->forward_f32(layer, seq, &opt, base, &pl);
+    return impl->forward_f64(layer, seq, &opt, base, &pl);
 }
 
 const char *fr_strerror(int status)
@@ -524,6 +695,8 @@ const char *fr_strerror(int status)
         return "workspace is NULL or smaller than fr_workspace_size()";
     case FR_ERR_ISA:
         return "the requested instruction set is not available on this CPU or in this build";
+    case FR_ERR_CANCELLED:
+        return "cancelled (fr_options.poll asked to stop)";
     default:
         return "unknown fastrnn status";
     }

@@ -12,9 +12,16 @@
  * oversubscribed machine degrades to one thread's speed
  * instead of stalling at every step.
  *
- * One job at a time: a caller that finds the pool busy (another Python thread
- * is in a kernel) runs its job alone on its own thread instead of waiting, so
- * concurrent calls never block each other and never oversubscribe the cores.
+ * Cores are shared between concurrent callers as tokens (fr_tokens_take): a call
+ * takes up to the threads it asks for among the cores no other call holds (a call
+ * alone takes all it asks for, even more than there are cores), and waits for one
+ * when none is free.  So two callers never run more threads than there are cores --
+ * measured before: two Python threads each calling an LSTM got 0.77x of one caller's
+ * throughput, as a call that found the pool busy ran a third thread on two cores --
+ * and two small calls (one thread each) run side by side.  The pool runs one
+ * multi-threaded job at a time; a call that gets several cores but finds it busy
+ * runs on its caller alone and gives the other cores back.  Every wait of the
+ * caller's thread polls the call's cancellation (fr_options.poll).
  * After fork() the child starts with no pool (pthread_atfork resets it).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -23,6 +30,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fr_internal.h"
@@ -86,10 +94,21 @@ static struct {
 } fr_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
              0, 0, 0, 0, NULL, NULL, 1};
 
+/* Cores shared between concurrent calls (fr_tokens_take). */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int free;  /* cores no call holds (negative while a lone call asked for more) */
+    int total; /* fr_online_cpus(), 0 before first use */
+} fr_tokens = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
 static pthread_once_t fr_atfork_once = PTHREAD_ONCE_INIT;
 
 static void fr_pool_child_reset(void)
 {
+    pthread_mutex_init(&fr_tokens.mu, NULL);
+    pthread_cond_init(&fr_tokens.cv, NULL);
+    fr_tokens.free = fr_tokens.total = 0; /* no call runs in the child */
     pthread_mutex_init(&fr_pool.busy, NULL);
     pthread_mutex_init(&fr_pool.mu, NULL);
     pthread_cond_init(&fr_pool.cv, NULL);
@@ -146,18 +165,103 @@ int fr_online_cpus(void)
     return n;
 }
 
-void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthreads)
+/* ---- cancellation ---- */
+
+static long long fr_now_ns(void)
 {
-    int started, spins = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void fr_cancel_init(fr_cancel *c, const fr_options *o)
+{
+    c->poll = o ? o->poll : NULL;
+    c->ctx = o ? o->poll_ctx : NULL;
+    c->flag = 0;
+    c->next_ns = c->poll ? fr_now_ns() + FR_POLL_NS : 0;
+}
+
+int fr_cancel_check(fr_cancel *c, int tid)
+{
+    if (!c)
+        return 0;
+    if (tid == 0 && c->poll && !__atomic_load_n(&c->flag, __ATOMIC_RELAXED)) {
+        const long long now = fr_now_ns();
+        if (now >= c->next_ns) {
+            c->next_ns = now + FR_POLL_NS;
+            if (c->poll(c->ctx))
+                __atomic_store_n(&c->flag, 1, __ATOMIC_RELAXED);
+        }
+    }
+    return __atomic_load_n(&c->flag, __ATOMIC_RELAXED);
+}
+
+/* ---- cores, shared between callers ---- */
+
+/* Take up to `want` cores: all of them when no other call holds any, else as many as
+ * are free, waiting for one when none is; -1 when cancelled while waiting. */
+static int fr_tokens_take(int want, fr_cancel *cancel)
+{
+    int k;
+    pthread_mutex_lock(&fr_tokens.mu);
+    if (fr_tokens.total == 0)
+        fr_tokens.free = fr_tokens.total = fr_online_cpus();
+    while (fr_tokens.free <= 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 2000000; /* 2 ms: poll the cancellation between waits */
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec += 1;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&fr_tokens.cv, &fr_tokens.mu, &until);
+        if (fr_tokens.free <= 0 && cancel && cancel->poll) {
+            int stop;
+            pthread_mutex_unlock(&fr_tokens.mu);
+            stop = fr_cancel_check(cancel, 0);
+            pthread_mutex_lock(&fr_tokens.mu);
+            if (stop) {
+                pthread_mutex_unlock(&fr_tokens.mu);
+                return -1;
+            }
+        }
+    }
+    k = fr_tokens.free == fr_tokens.total || want < fr_tokens.free ? want : fr_tokens.free;
+    fr_tokens.free -= k;
+    pthread_mutex_unlock(&fr_tokens.mu);
+    return k;
+}
+
+static void fr_tokens_give(int k)
+{
+    pthread_mutex_lock(&fr_tokens.mu);
+    fr_tokens.free += k;
+    pthread_cond_broadcast(&fr_tokens.cv);
+    pthread_mutex_unlock(&fr_tokens.mu);
+}
+
+int fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthreads, fr_cancel *cancel)
+{
+    int started, spins = 0, cores;
     if (nthreads > FR_MAX_THREADS)
         nthreads = FR_MAX_THREADS;
+    if (nthreads < 1)
+        nthreads = 1;
     pthread_once(&fr_atfork_once, fr_register_atfork);
-    if (nthreads <= 1 || pthread_mutex_trylock(&fr_pool.busy) != 0) {
+    cores = fr_tokens_take(nthreads, cancel);
+    if (cores < 0)
+        return -1;
+    if (cores <= 1 || pthread_mutex_trylock(&fr_pool.busy) != 0) {
+        if (cores > 1)
+            fr_tokens_give(cores - 1); /* alone on the caller: the others are free */
         if (prepare)
             prepare(arg, 1);
         fn(arg, 0, 1);
-        return;
+        fr_tokens_give(1);
+        return 0;
     }
+    nthreads = cores;
     /* start workers up to nthreads - 1 (never stopped; they sleep when idle) */
     __atomic_store_n(&fr_pool.gen_at_start, __atomic_load_n(&fr_pool.gen, __ATOMIC_ACQUIRE),
                      __ATOMIC_RELEASE);
@@ -172,8 +276,10 @@ void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthrea
             break;
         fr_pool.nworkers += 1;
     }
-    if (nthreads > fr_pool.nworkers + 1)
+    if (nthreads > fr_pool.nworkers + 1) {
+        fr_tokens_give(nthreads - (fr_pool.nworkers + 1));
         nthreads = fr_pool.nworkers + 1;
+    }
     if (prepare)
         prepare(arg, nthreads);
     fr_pool.fn = fn;
@@ -191,12 +297,15 @@ void fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthrea
     while (__atomic_load_n(&fr_pool.done, __ATOMIC_ACQUIRE) < fr_pool.nworkers)
         fr_wait_step(&spins);
     pthread_mutex_unlock(&fr_pool.busy);
+    fr_tokens_give(nthreads);
+    return 0;
 }
 
-void fr_queue_init(fr_queue *q, int nowners)
+void fr_queue_init(fr_queue *q, int nowners, fr_cancel *cancel)
 {
     int o;
     q->nowners = nowners;
+    q->cancel = cancel;
     q->done = 0;
     for (o = 0; o < nowners; ++o)
         q->next[o * FR_QPAD] = 0;
@@ -224,6 +333,10 @@ void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_
     const int n = q->nowners;
     int k, spins = 0;
     long long ran = 0; /* chunks this thread ran, added to q->done once (one shared write per phase) */
+    /* A cancelled call skips every phase from now on, on every thread: nobody waits for
+     * chunks the others no longer run (the flag never goes back). */
+    if (fr_cancelled(q->cancel))
+        return;
     if (n == 1) {
         ptrdiff_t c;
         for (c = 0; c < nchunks; ++c)
@@ -255,7 +368,11 @@ void fr_queue_phase(fr_queue *q, fr_cursor *cur, int tid, ptrdiff_t nchunks, fr_
     for (k = 0; k < n; ++k)
         cur->base[k] += nchunks * (k + 1) / n - nchunks * k / n;
     cur->total += nchunks;
-    /* the phase ends when every chunk has run (the next phase reads its results) */
-    while (__atomic_load_n(&q->done, __ATOMIC_ACQUIRE) < cur->total)
+    /* the phase ends when every chunk has run (the next phase reads its results); the
+     * caller's thread keeps polling the cancellation while it waits */
+    while (__atomic_load_n(&q->done, __ATOMIC_ACQUIRE) < cur->total) {
         fr_wait_step(&spins);
+        if ((tid == 0 && (spins & 255) == 0 && fr_cancel_check(q->cancel, 0)) || fr_cancelled(q->cancel))
+            return;
+    }
 }

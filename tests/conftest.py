@@ -70,12 +70,36 @@ def schedule(request: Any) -> Iterator[str]:
         fastrnn.set_num_threads(0)
 
 
+@pytest.fixture(params=[1, 2, 3, 4, 5, 6, 8])
+def tile_rows(request: Any) -> Iterator[int]:
+    """Run the test once per height of the packed GEMM's largest register tile (rows a tile
+    takes at most; heights above what the instruction set's registers hold are capped)."""
+    with _options.override(tile_rows=request.param):
+        yield request.param
+
+
 @pytest.fixture(params=["blas", "portable"])
 def other_gemm(request: Any) -> Iterator[str]:
     """Run the test on SciPy's BLAS and on the portable C GEMM instead of the packed GEMM
     (cross-checks of the packed GEMM and of the operand conventions)."""
     pytest.importorskip("scipy", reason="the BLAS cross-check needs SciPy (in the test extra)")
     with _options.override(gemm=request.param):
+        yield request.param
+
+
+BF16_PATHS = ["portable", "avx512_bf16", "amx"]
+BF16_NEEDS = {"avx512_bf16": "a CPU with AVX512-BF16 (vdpbf16ps) and fastrnn's AVX-512 kernels",
+              "amx": "a CPU with AMX tiles (amx-tile, amx-bf16), the OS's permission for their state "
+                     "(arch_prctl ARCH_REQ_XCOMP_PERM) and fastrnn's AVX-512 kernels"}
+
+
+@pytest.fixture(params=BF16_PATHS)
+def bf16_path(request: Any) -> Iterator[str]:
+    """Run the test once per bfloat16 path, forced; a path this machine cannot run is skipped with
+    what it lacks (the portable path runs everywhere)."""
+    if request.param not in _kernels.available_bf16_paths():
+        pytest.skip(f"bfloat16 path {request.param!r} needs {BF16_NEEDS[request.param]}: not here")
+    with _options.override(bf16_path=request.param):
         yield request.param
 
 

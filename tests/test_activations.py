@@ -1,6 +1,6 @@
 """The kernels' activations over a dense grid, on every instruction set this machine runs.
 
-float32 uses branch-free polynomial exp/sigmoid/tanh (csrc/fr_mathf.h); their error is
+float32 uses branch-free polynomial exp/sigmoid/tanh (csrc/fr_vmath_impl.h); their error is
 bounded here against float64 libm.  float64 uses Cephes-style functions, within the ulp bounds
 libm meets for the same formulas.
 """

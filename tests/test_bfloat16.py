@@ -7,7 +7,10 @@ import pytest
 import fastrnn
 import fastrnn.reference as ref
 
-from helpers import DRIVERS, IMPLS, drive
+from fastrnn import _options
+
+from helpers import (CONFIGS, DRIVERS, IMPLS, assert_bf16_close, assert_identical, drive, make_pair, random_state,
+                     with_units)
 
 
 def bits(a):
@@ -101,3 +104,127 @@ def test_the_emulation_rounds_the_operands_and_sums_in_float32(rng):
     out_f32, _ = ref.dynamic_rnn(cell, x)
     assert not np.allclose(out_bf, out_f32, rtol=1e-4, atol=0)
     np.testing.assert_allclose(out_bf, out_f32, rtol=0.05, atol=0.02)
+
+
+# ---- the compiled paths against the reference's emulation ---------------------------------
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_cell_and_driver_on_every_path(name, bf16_path, xproj, rng):
+    """Every cell option, every driver and the one-step call, on each bfloat16 path this machine runs
+    (forced), in both input-projection modes; odd sizes, ragged and zero lengths, random states."""
+    for units, batch, depth in ((9, 7, 5), (37, 3, 19), (1, 1, 1)):
+        cell, twin = make_pair(with_units(CONFIGS[name], units), depth, np.float32, rng)
+        x = rng.standard_normal((batch, 6, depth)).astype(np.float32)
+        lens = rng.integers(0, 7, batch)
+        lens[0] = 6
+        init = random_state(cell, batch, np.float32, rng)
+        what = f"{name} {bf16_path} {xproj} units={units} batch={batch}"
+        for driver in DRIVERS:
+            got = drive(fastrnn, driver, x, cell, cell, lens, init, init, precision="bfloat16")
+            exp = drive(ref, driver, x, twin, twin, lens, init, init, precision="bfloat16")
+            assert_bf16_close(got, exp, f"{what} {driver}")
+        assert_bf16_close(cell(x[:, 0], init, precision="bfloat16"), twin(x[:, 0], init, precision="bfloat16"),
+                          f"{what} one step", share=0.98)
+
+
+@pytest.mark.parametrize("name", ["basic_lstm", "gru_tanh", "lstm_proj_clip_all"])
+def test_every_tile_and_schedule(name, bf16_path, tile_rows, rng):
+    cell, twin = make_pair(with_units(CONFIGS[name], 21), 6, np.float32, rng)
+    x = rng.standard_normal((13, 5, 6)).astype(np.float32)
+    fastrnn.set_num_threads(3)
+    try:
+        for schedule in ("columns", "rows"):
+            with _options.override(schedule=schedule):
+                got = fastrnn.dynamic_rnn(cell, x, precision="bfloat16")
+            assert_bf16_close(got, ref.dynamic_rnn(twin, x, precision="bfloat16"), f"{schedule} tile {tile_rows}")
+    finally:
+        fastrnn.set_num_threads(0)
+
+
+# ---- the rounding itself, exactly --------------------------------------------------------
+
+EPS = 2.0 ** -10  # 1 + EPS is a float32 that bfloat16 rounds to 1 (8 bits of significand)
+
+
+def test_the_weights_and_every_operand_are_rounded(bf16_path):
+    """A linear RNN with exact small numbers: bfloat16 must see 1 + 2^-10 as 1 in the weights, the
+    inputs and the state read by the next step, and keep float32 everywhere else (bias, state)."""
+    cell = fastrnn.BasicRNNCell(2, activation="linear")
+    cell.set_weights({"kernel": np.array([[1 + EPS, 0], [0, 1], [1, 0], [0, 1]], np.float32),
+                      "bias": np.array([EPS, 0], np.float32)})
+    x = np.array([[[1 + EPS, 3], [1, 1 + EPS]]], np.float32)  # batch 1, 2 steps, depth 2
+    h0 = np.array([[0.5, 1 + EPS]], np.float32)
+    out, h = fastrnn.dynamic_rnn(cell, x, initial_state=h0, precision="bfloat16")
+    # step 0: x.W = [1*1, 3], h.W = [0.5, 1] (h0's 1+EPS rounded), + bias [EPS, 0]
+    np.testing.assert_array_equal(out[0, 0], np.array([1 + 0.5 + EPS, 3 + 1], np.float32))
+    # step 1: h (float32 state [1.5+EPS, 4]) is read rounded: [1.5, 4]; x [1, 1+EPS] -> [1, 1]
+    np.testing.assert_array_equal(out[0, 1], np.array([1 + 1.5 + EPS, 1 + 4], np.float32))
+    np.testing.assert_array_equal(h, out[:, 1])  # the state itself is float32, not rounded
+    exact, _ = fastrnn.dynamic_rnn(cell, x, initial_state=h0)
+    assert not np.array_equal(exact, out)  # and without precision nothing is rounded
+
+
+def test_gru_and_projection_operands_are_rounded(bf16_path, rng):
+    """The TF1 GRU's candidate reads r*h rounded, a projected LSTM's projection reads m rounded: one step
+    agrees with the emulation to float32 accuracy, and with float32 it does not."""
+    for cell in (fastrnn.GRUCell(6, seed=3), fastrnn.LSTMCell(7, num_proj=3, seed=4)):
+        x = rng.standard_normal((4, 5)).astype(np.float32)
+        st = random_state(cell, 4, np.float32, rng)
+        got = cell(x, st, precision="bfloat16")
+        twin = ref.GRUCell(6) if isinstance(cell, fastrnn.GRUCell) else ref.LSTMCell(7, num_proj=3)
+        twin.set_weights(cell.weights)
+        assert_bf16_close(got, twin(x, st, precision="bfloat16"), type(cell).__name__, share=0.98)
+        assert not np.allclose(got[0], twin(x, st)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_bfloat16_results_do_not_depend_on_the_thread_count(bf16_path, threads, rng):
+    cell = fastrnn.MultiRNNCell([fastrnn.BasicLSTMCell(40, seed=1), fastrnn.GRUCell(24, seed=2)])
+    x = np.random.default_rng(5).standard_normal((11, 9, 8)).astype(np.float32)
+    lens = np.random.default_rng(6).integers(0, 10, 11)
+    fastrnn.set_num_threads(1)
+    try:
+        want = fastrnn.dynamic_rnn(cell, x, lens, precision="bfloat16")
+        fastrnn.set_num_threads(threads)
+        for schedule in ("auto", "columns", "rows"):
+            with _options.override(schedule=schedule):
+                assert_identical(fastrnn.dynamic_rnn(cell, x, lens, precision="bfloat16"), want, schedule)
+    finally:
+        fastrnn.set_num_threads(0)
+
+
+# ---- accuracy against float32, and against PyTorch's bfloat16 -----------------------------
+
+def relative_rms(a, b):
+    return float(np.sqrt(np.mean((np.asarray(a, np.float64) - b) ** 2) / np.mean(np.asarray(b, np.float64) ** 2)))
+
+
+ACCURACY = [("lstm", 128), ("lstm", 512), ("gru", 128), ("gru", 512)]
+
+
+@pytest.mark.parametrize("kind,units", ACCURACY)
+def test_accuracy_against_float32(kind, units):
+    """Glorot-initialised cells, unit-normal inputs, 100 steps: the outputs' relative RMS error against
+    the same cell in float32 is at most 1%, and within 1.25x of PyTorch's all-bfloat16 module against
+    its own float32 on the same shapes (when PyTorch is installed)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((16, 100, units)).astype(np.float32)
+    cell = (fastrnn.BasicLSTMCell(units, forget_bias=0.0, seed=11) if kind == "lstm"
+            else fastrnn.GRUCell(units, reset_after=True, seed=11))
+    exact, _ = fastrnn.dynamic_rnn(cell, x)
+    err = relative_rms(fastrnn.dynamic_rnn(cell, x, precision="bfloat16")[0], exact)
+    assert err <= 0.01, f"{kind} {units}: relative RMS error {err:.4%} against float32"
+    torch = pytest.importorskip("torch", reason="PyTorch's bfloat16 module is the yardstick (pip install torch)")
+    from fastrnn import interop
+    torch.manual_seed(0)
+    net = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(units, units, batch_first=True).eval()
+    with torch.inference_mode():
+        tx = torch.from_numpy(x)
+        t32 = net(tx)[0].numpy()
+        t16 = net.to(torch.bfloat16)(tx.to(torch.bfloat16))[0].float().numpy()
+    torch_err = relative_rms(t16, t32)
+    net.float()
+    ours = interop.from_torch(net)  # the same weights and semantics as PyTorch's module
+    ours_err = relative_rms(fastrnn.dynamic_rnn(ours, x, precision="bfloat16")[0], fastrnn.dynamic_rnn(ours, x)[0])
+    assert ours_err <= 0.01 and ours_err <= 1.25 * torch_err, \
+        f"{kind} {units}: fastrnn {ours_err:.4%} vs PyTorch's bfloat16 {torch_err:.4%} (against float32)"

@@ -148,13 +148,20 @@ def test_the_enums_and_options_come_from_the_header():
         _kernels.cell_gates(9)
     assert set(_kernels.ACTIVATIONS) == {"tanh", "sigmoid", "relu", "linear"}
     with pytest.raises(ValueError, match="isa: expected one of 'auto', 'generic', 'avx2', 'avx512', got 'AVX512'"):
-        _kernels.Options(isa="AVX512", xproj="auto", schedule="auto", gemm="packed", nthreads=1)
+        _kernels.Options(isa="AVX512", xproj="auto", schedule="auto", gemm="packed", nthreads=1, tile_rows=0,
+                         precision="native", bf16_path="auto")
     with pytest.raises(ValueError, match="schedule: expected one of"):
-        _kernels.Options(isa="auto", xproj="auto", schedule="row", gemm="packed", nthreads=1)
+        _kernels.Options(isa="auto", xproj="auto", schedule="row", gemm="packed", nthreads=1, tile_rows=0,
+                         precision="native", bf16_path="auto")
     with pytest.raises(TypeError):
-        _kernels.Options(isa="auto", xproj="auto", schedule="rows", gemm="packed")  # nthreads missing
+        _kernels.Options(isa="auto", xproj="auto", schedule="rows", gemm="packed", nthreads=1, tile_rows=0,
+                         precision="native")  # bf16_path missing
+    with pytest.raises(ValueError, match="gemm: bfloat16 runs on the packed GEMM only"):
+        _kernels.Options(isa="auto", xproj="auto", schedule="rows", gemm="blas", nthreads=1, tile_rows=0,
+                         precision="bfloat16", bf16_path="auto")
     with pytest.raises(ValueError, match="nthreads: expected a positive integer"):
-        _kernels.Options(isa="auto", xproj="auto", schedule="rows", gemm="packed", nthreads=0)
+        _kernels.Options(isa="auto", xproj="auto", schedule="rows", gemm="packed", nthreads=0, tile_rows=0,
+                         precision="native", bf16_path="auto")
 
 
 # ---- user subclasses ------------------------------------------------------------------------

@@ -123,6 +123,23 @@ def test_every_instruction_set(name, dtype, isa, xproj, rng):
         assert_close(got, exp, dtype, f"{isa} {xproj} units={units}")
 
 
+@pytest.mark.parametrize("name", ["lstm_proj_clip_all", "gru_tanh", "gru_reset_after", "rnn_relu", "multi"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_every_tile_height(name, dtype, tile_rows, xproj, rng):
+    """Each register tile the packed GEMM has (1 to 8 rows; one row takes two panels at once)
+    against the reference: 13 rows split into tiles of at most tile_rows, units that leave a
+    partial panel, ragged lengths."""
+    for units, batch in ((21, 13), (40, 1), (3, 9)):
+        cell, ref_cell = make_pair(with_units(CONFIGS[name], units), 7, dtype, rng)
+        x = rng.standard_normal((batch, 6, 7)).astype(dtype)
+        lengths = rng.integers(0, 7, batch)
+        lengths[0] = 6
+        init = random_state(cell, batch, dtype, rng)
+        got = fastrnn.dynamic_rnn(cell, x, lengths, init)
+        exp = ref.dynamic_rnn(ref_cell, x, lengths, init)
+        assert_close(got, exp, dtype, f"tile {tile_rows} {xproj} units={units} batch={batch}")
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_every_thread_schedule(name, dtype, schedule, xproj, rng):

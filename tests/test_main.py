@@ -49,7 +49,7 @@ def test_other_cells(cell, dtype, capsys):
     assert f"{cell.upper()} batch 2, time 3, units 4" in out and dtype in out
 
 
-@pytest.mark.parametrize("args", [["--batch", "0"], ["--cell", "tcn"], ["--dtype", "int8"], ["--threads", "-1"]])
+@pytest.mark.parametrize("args", [["--batch", "0"], ["--cell", "tcn"], ["--dtype", "int8"], ["--threads", "-1"], ["--json"]])
 def test_bad_options(args, capsys):
     with pytest.raises(SystemExit) as e:
         main(args + ["--no-timing"])
@@ -66,3 +66,43 @@ def test_the_header_names_only_the_peers_that_run(monkeypatch, capsys):
     timing = capsys.readouterr().out.split("timing dynamic_rnn")[1]
     assert "threads: 1 (fastrnn: 1, NumPy BLAS" in timing, timing
     assert "PyTorch" not in timing and "ONNX" not in timing, timing
+
+
+def test_probe_says_what_the_machine_is_and_can_do():
+    """``--probe`` in a subprocess (as users run it): the CPU, the kernels chosen, the FMA peaks per
+    core and on both cores at once, bfloat16 and AMX, the bfloat16 path; ``--json`` the same as data."""
+    from fastrnn import _kernels
+    res = subprocess.run([sys.executable, "-m", "fastrnn", "--probe", "--threads", "2"], capture_output=True,
+                         text=True, timeout=120, cwd="/")
+    assert res.returncode == 0, res.stderr
+    for text in ("CPU ", "kernels      " + _kernels.resolve_isa("auto"), "FMA peak     float32", "float64",
+                 "AVX512-BF16", "AMX", "bfloat16     paths here: portable", "on 2 cores at once", "L2 read"):
+        assert text in res.stdout, (text, res.stdout)
+    res = subprocess.run([sys.executable, "-m", "fastrnn", "--probe", "--json", "--threads", "1"],
+                         capture_output=True, text=True, timeout=120, cwd="/")
+    assert res.returncode == 0, res.stderr
+    import json
+    m = json.loads(res.stdout)
+    assert m["isa"] == _kernels.resolve_isa("auto") and m["cores"] == 1
+    assert m["peak_f32"] > 0 and m["peak_f64"] > 0 and m["peak_f32_cores"] == m["peak_f32"]
+    assert 1.3 < m["peak_f32"] / m["peak_f64"] < 2.7  # twice the lanes, the same instructions
+    assert m["bf16_paths"][0] == "portable" and m["bf16_path_batch16"] in m["bf16_paths"]
+    assert (m["bf16_peak"] > 0) == m["avx512_bf16"]
+    assert (m["amx_peak"] > 0) == m["amx"] and (m["amx_missing"] == "") == m["amx"]
+
+
+def test_probe_functions_refuse_bad_arguments():
+    from fastrnn import _kernels
+    with pytest.raises(ValueError, match="isa: expected one of"):
+        _kernels.probe_fma_peak("AVX512", "float32", 0.01)
+    with pytest.raises(ValueError, match="dtype: expected float32 or float64"):
+        _kernels.probe_fma_peak("generic", "float16", 0.01)
+    with pytest.raises(ValueError, match="seconds"):
+        _kernels.probe_clock_ghz(0)
+    with pytest.raises(ValueError, match="nbytes"):
+        _kernels.probe_bandwidth(100, 0.01)
+    with pytest.raises(ValueError, match="cores"):
+        import fastrnn.bench
+        fastrnn.bench.probe(cores=0)
+    for isa in ("generic", "avx2", "avx512"):  # an ISA the CPU lacks measures 0, never runs
+        assert (_kernels.probe_fma_peak(isa, "float32", 0.01) > 0) == (isa in _kernels.available_isas())

@@ -17,9 +17,10 @@
  * (d) the caller's floating-point state: modes restored, raised flags kept.
  * (e) weights packed by fr_pack_weights: used when they match the layer and ISA,
  *     ignored (never misread) when they belong to another layer or ISA.
+ * (f) cancellation through fr_options.poll, on every schedule.
  * The library reads no environment; this harness does, to choose the fr_options of
- * every call: FASTRNN_ISA, FASTRNN_XPROJ, FASTRNN_SCHEDULE, FASTRNN_NUM_THREADS
- * (.ci/run runs it under each).
+ * every call: FASTRNN_ISA, FASTRNN_XPROJ, FASTRNN_SCHEDULE, FASTRNN_NUM_THREADS,
+ * FASTRNN_TILE_ROWS (.ci/run runs it under each).
  *
  * Every output and workspace buffer is malloc'ed at its exact size, so an
  * ASan build catches any out-of-bounds write.  Last line: "N passed, N failed";
@@ -146,6 +147,13 @@ static int same_as(const void *buf, const double *ref, size_t n, int dtype)
 }
 
 static double g_rtol, g_atol;
+static int g_bf16; /* 0: the dtype's arithmetic; else the fr_bf16_path run_case uses */
+
+/* A product operand or weight as the bfloat16 paths see it: rounded to bfloat16. */
+static double rbf(double v)
+{
+    return g_bf16 ? (double)fr_bf16_to_f32(fr_bf16_round((float)v)) : v;
+}
 
 /* max over i of |got-ref| / (rtol*|ref| + atol); <= 1 passes. */
 static double worst(const void *got, const double *ref, size_t n, int dtype, size_t *where)
@@ -239,18 +247,21 @@ static void options_from_env(void)
     static const char *const xproj[] = {"auto", "hoisted", "fused"};
     static const char *const sched[] = {"auto", "columns", "rows"};
     const char *threads = getenv("FASTRNN_NUM_THREADS");
+    const char *tile = getenv("FASTRNN_TILE_ROWS");
     fr_options_default(&g_opt);
     g_opt.isa = env_choice("FASTRNN_ISA", isas, 4, FR_ISA_AUTO);
     g_opt.xproj = env_choice("FASTRNN_XPROJ", xproj, 3, FR_XPROJ_AUTO);
     g_opt.schedule = env_choice("FASTRNN_SCHEDULE", sched, 3, FR_SCHED_AUTO);
     if (threads && threads[0])
         g_opt.nthreads = atoi(threads);
+    if (tile && tile[0])
+        g_opt.tile_rows = atoi(tile);
     if (fr_isa_resolve(g_opt.isa) < 0 || g_opt.nthreads < 1) {
         fprintf(stderr, "FASTRNN_ISA / FASTRNN_NUM_THREADS: not available or invalid here\n");
         exit(2);
     }
-    printf("options: isa %s (%s), xproj %d, schedule %d, threads %d\n", fr_isa_name(g_opt.isa),
-           fr_isa_name(fr_isa_resolve(g_opt.isa)), g_opt.xproj, g_opt.schedule, g_opt.nthreads);
+    printf("options: isa %s (%s), xproj %d, schedule %d, threads %d, tile rows %d\n", fr_isa_name(g_opt.isa),
+           fr_isa_name(fr_isa_resolve(g_opt.isa)), g_opt.xproj, g_opt.schedule, g_opt.nthreads, g_opt.tile_rows);
 }
 
 /* ------------------------------------------------------------ (a) GEMM tests */
@@ -460,16 +471,16 @@ static void ref_forward(const cfg_t *cfg, const params_t *pr, ptrdiff_t B, ptrdi
                     o[q] = 0.0;
                 continue;
             }
-            /* v = concat([x_t, h]) */
+            /* v = concat([x_t, h]) (bfloat16: the operands and weights rounded) */
             for (k = 0; k < D; ++k)
-                v[k] = pr->x[row * D + k];
+                v[k] = rbf(pr->x[row * D + k]);
             for (k = 0; k < P; ++k)
-                v[D + k] = hb[k];
+                v[D + k] = rbf(hb[k]);
             /* z = v . kernel + bias */
             for (n = 0; n < G * U; ++n) {
                 double s = pr->bias[n];
                 for (k = 0; k < D + P; ++k)
-                    s += v[k] * pr->kernel[k * G * U + n];
+                    s += v[k] * rbf(pr->kernel[k * G * U + n]);
                 z[n] = s;
             }
             if (cfg->cell == FR_CELL_RNN) {
@@ -497,7 +508,7 @@ static void ref_forward(const cfg_t *cfg, const params_t *pr, ptrdiff_t B, ptrdi
                     for (q = 0; q < P; ++q) {
                         double s = 0.0;
                         for (n = 0; n < U; ++n)
-                            s += m[n] * pr->projk[n * P + q];
+                            s += rbf(m[n]) * rbf(pr->projk[n * P + q]);
                         hn[q] = cfg->proj_clip ? r_clip(s, pr->proj_clip) : s;
                     }
                 } else {
@@ -507,11 +518,11 @@ static void ref_forward(const cfg_t *cfg, const params_t *pr, ptrdiff_t B, ptrdi
             } else { /* GRU */
                 double *zc = (double *)xmalloc((size_t)U * sizeof(double));
                 for (k = 0; k < P; ++k) /* v = concat([x_t, r * h]) */
-                    v[D + k] = r_sig(z[k]) * hb[k];
+                    v[D + k] = rbf(r_sig(z[k]) * hb[k]);
                 for (n = 0; n < U; ++n) {
                     double s = pr->cand_bias[n];
                     for (k = 0; k < D + U; ++k)
-                        s += v[k] * pr->cand_kernel[k * U + n];
+                        s += v[k] * rbf(pr->cand_kernel[k * U + n]);
                     zc[n] = s;
                 }
                 for (n = 0; n < U; ++n) {
@@ -565,7 +576,13 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
     g_case++;
     /* NULL: fastrnn's packed GEMM; null entries: the portable C GEMM; test: a BLAS-like table */
     blas = (g_case % 3 == 0) ? NULL : (g_case % 3 == 1) ? &g_blas_null_entries : &g_blas_test;
+    if (g_bf16) /* bfloat16 runs on the packed GEMM only */
+        blas = NULL;
     opt = opts_with(blas);
+    if (g_bf16) {
+        opt.precision = FR_PREC_BF16;
+        opt.bf16_path = g_bf16;
+    }
 
     pr.kernel = rand_arr(nk, wscale, dtype);
     pr.bias = rand_arr((size_t)(G * U), 0.5, dtype);
@@ -671,10 +688,11 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
     memset(wbuf, 0xA5, wsize + off); /* garbage, not zeros */
 
     snprintf(desc, sizeof desc,
-             "%s %s B=%ld T=%ld D=%ld U=%ld P=%ld tm=%d rev=%d len=%d blas=%s",
+             "%s %s B=%ld T=%ld D=%ld U=%ld P=%ld tm=%d rev=%d len=%d blas=%s bf16=%s",
              cfg->name, dtype == FR_FLOAT32 ? "f32" : "f64", (long)B, (long)T, (long)D,
              (long)U, (long)P, time_major, reverse, lenmode,
-             blas == NULL ? "NULL" : blas == &g_blas_test ? "test" : "null-entries");
+             blas == NULL ? "NULL" : blas == &g_blas_test ? "test" : "null-entries",
+             g_bf16 ? fr_bf16_name(g_bf16) : "no");
 
     CHECK(wsize > 0, "%s: workspace size 0", desc);
     st = fr_layer_forward(&L, &S, &opt, wbuf + off, wsize);
@@ -769,6 +787,33 @@ static void test_forward(void)
 
 /* -------------------------------------------------- (c) argument checking */
 
+/* precision=bfloat16 on every path this machine runs (the portable one always), float32
+ * layers, against the reference rounding the same operands.  Tolerance 1e-2: a float32
+ * value that lands on a bfloat16 rounding boundary (after sums in another order than
+ * the reference's) rounds the other way, which moves later values by ~2^-9 of a term;
+ * wrong packing or a missed operand gives errors of order 1 (the Python tests check the
+ * rounding itself exactly). */
+static void test_forward_bf16(void)
+{
+    static const ptrdiff_t batches[] = {1, 5, 18}, units[] = {1, 9, 37};
+    int path, isa = fr_isa_resolve(g_opt.isa);
+    size_t ci, bi, ui;
+    for (path = FR_BF16_PORTABLE; path <= FR_BF16_AMX; ++path) {
+        if (fr_bf16_resolve(path, isa, 1) != path) {
+            printf("bfloat16 %s: not available here (CPU, OS permission or build), skipped\n", fr_bf16_name(path));
+            continue;
+        }
+        g_bf16 = path;
+        g_rtol = g_atol = 1e-2;
+        for (ci = 0; ci < sizeof g_cfgs / sizeof g_cfgs[0]; ++ci)
+            for (bi = 0; bi < sizeof batches / sizeof batches[0]; ++bi)
+                for (ui = 0; ui < sizeof units / sizeof units[0]; ++ui)
+                    run_case(&g_cfgs[ci], FR_FLOAT32, batches[bi], 6, 3 + (ptrdiff_t)ci % 5, units[ui],
+                             (int)(ci + bi) % 2, (int)(bi + ui) % 2, (int)(ci + ui) % 3);
+        g_bf16 = 0;
+    }
+}
+
 static void test_args(void)
 {
     float kernel[(3 + 5) * 4 * 5], bias[4 * 5], ck[(3 + 5) * 5], cb[5], peep[5], pk[5 * 3];
@@ -854,6 +899,8 @@ static void test_args(void)
     EXPECT_ARG_NOWS("gemm 3", O.gemm = 3, (void)0);
     EXPECT_ARG_NOWS("BLAS gemm without a table", (O.gemm = FR_GEMM_BLAS, O.blas = NULL), (void)0);
     EXPECT_ARG_NOWS("0 threads", O.nthreads = 0, (void)0);
+    EXPECT_ARG_NOWS("tile rows 9", O.tile_rows = 9, (void)0);
+    EXPECT_ARG_NOWS("tile rows -1", O.tile_rows = -1, (void)0);
     CHECK(fr_isa_resolve(FR_ISA_AUTO) >= FR_ISA_GENERIC && fr_isa_resolve(FR_ISA_GENERIC) == FR_ISA_GENERIC &&
               fr_isa_resolve(9) == -FR_ERR_ARG && fr_isa_name(9) == NULL &&
               strcmp(fr_isa_name(FR_ISA_AVX512), "avx512") == 0,
@@ -861,12 +908,19 @@ static void test_args(void)
     {   /* an instruction set this CPU or build lacks is refused, never replaced */
         int isa;
         for (isa = FR_ISA_GENERIC; isa <= FR_ISA_AVX512; ++isa) {
+            const int have = fr_isa_resolve(isa) == isa;
+            size_t wsi;
+            void *wi;
             L = L0;
             S = S0;
             O = g_opt;
             O.isa = isa;
-            CHECK(fr_layer_forward(&L, &S, &O, work, ws) == (fr_isa_resolve(isa) == isa ? FR_OK : FR_ERR_ISA),
+            wsi = fr_workspace_size(&L, &S, &O); /* panel widths, so sizes, follow the ISA */
+            CHECK((wsi > 0) == have, "isa %s: workspace size %zu", fr_isa_name(isa), wsi);
+            wi = xmalloc(wsi > 0 ? wsi : ws);
+            CHECK(fr_layer_forward(&L, &S, &O, wi, wsi > 0 ? wsi : ws) == (have ? FR_OK : FR_ERR_ISA),
                   "isa %s: status", fr_isa_name(isa));
+            free(wi);
         }
     }
     CHECK(fr_cell_gates(FR_CELL_RNN) == 1 && fr_cell_gates(FR_CELL_LSTM) == 4 && fr_cell_gates(FR_CELL_GRU) == 2 &&
@@ -1054,8 +1108,8 @@ static void test_packed(void)
     fr_options other = g_opt;
     gru_make(&a, 9);
     gru_make(&b, 5);
-    na = fr_packed_size(&a.L);
-    nb = fr_packed_size(&b.L);
+    na = fr_packed_size(&a.L, &g_opt);
+    nb = fr_packed_size(&b.L, &g_opt);
     CHECK(na > 0 && nb > 0, "packed sizes %zu %zu", na, nb);
     pa = (unsigned char *)xmalloc(na);
     pb = (unsigned char *)xmalloc(nb);
@@ -1086,13 +1140,94 @@ static void test_packed(void)
     /* packed for another instruction set: ignored (its panel layout may differ) */
     other.isa = fr_isa_resolve(g_opt.isa) == FR_ISA_GENERIC ? FR_ISA_AUTO : FR_ISA_GENERIC;
     if (fr_isa_resolve(other.isa) != fr_isa_resolve(g_opt.isa)) {
-        CHECK(fr_pack_weights(&b.L, &other, pb, nb) == FR_OK, "packing for another ISA");
-        b.L.packed_size = nb;
+        const size_t no = fr_packed_size(&b.L, &other); /* its panels may be wider or narrower */
+        free(pb);
+        pb = (unsigned char *)xmalloc(no > nb ? no : nb);
+        CHECK(fr_pack_weights(&b.L, &other, pb, no) == FR_OK, "packing for another ISA");
+        b.L.packed = pb;
+        b.L.packed_size = no > nb ? no : nb;
         CHECK(gru_run(&b.L, got) == FR_OK && memcmp(got, want, sizeof(double) * 2 * 4 * 5) == 0,
               "weights packed for another instruction set were used");
     }
     free(pa);
     free(pb);
+}
+
+/* -------------------------------------------- (f) cancellation through fr_options.poll */
+
+static int g_polls;
+static int poll_stop_at_3(void *ctx)
+{
+    (void)ctx;
+    return ++g_polls >= 3;
+}
+
+/* A long call (an LSTM of 128 units, batch 4, over 30,000 steps: ~18 GFLOP, 0.1-1 s) is stopped by a poll that says
+ * stop on its third call (~30 ms in): FR_ERR_CANCELLED well before the end, on one thread and
+ * three, in each schedule and input-projection mode; the next call runs in full. */
+static void test_cancel(void)
+{
+    enum { B = 4, T = 30000, D = 16, U = 128 };
+    static const int scheds[] = {FR_SCHED_AUTO, FR_SCHED_COLUMNS, FR_SCHED_ROWS};
+    float *kernel = (float *)xmalloc(sizeof(float) * (D + U) * 4 * U), *bias = (float *)xmalloc(sizeof(float) * 4 * U);
+    float *x = (float *)xmalloc(sizeof(float) * B * T * D), *out = (float *)xmalloc(sizeof(float) * B * T * U);
+    float h0[B * U], c0[B * U], hf[B * U], cf[B * U];
+    fr_layer L;
+    fr_seq S;
+    fr_options O;
+    size_t i, ws;
+    void *work;
+    int si, thr, xp;
+    for (i = 0; i < (size_t)(D + U) * 4 * U; ++i)
+        kernel[i] = (float)(0.1 * urand());
+    for (i = 0; i < (size_t)4 * U; ++i)
+        bias[i] = 0.0f;
+    for (i = 0; i < (size_t)B * T * D; ++i)
+        x[i] = (float)urand();
+    for (i = 0; i < (size_t)B * U; ++i)
+        h0[i] = c0[i] = 0.0f;
+    memset(&L, 0, sizeof L);
+    L.cell = FR_CELL_LSTM;
+    L.dtype = FR_FLOAT32;
+    L.activation = FR_ACT_TANH;
+    L.depth = D;
+    L.units = L.proj = U;
+    L.kernel = kernel;
+    L.bias = bias;
+    L.forget_bias = 1.0;
+    memset(&S, 0, sizeof S);
+    S.batch = B;
+    S.time = T;
+    S.x = x;
+    S.h0 = h0;
+    S.c0 = c0;
+    S.out = out;
+    S.h_final = hf;
+    S.c_final = cf;
+    for (si = 0; si < 3; ++si)
+        for (thr = 1; thr <= 3; thr += 2)
+            for (xp = FR_XPROJ_HOISTED; xp <= FR_XPROJ_FUSED; ++xp) {
+                O = g_opt;
+                O.schedule = scheds[si];
+                O.nthreads = thr;
+                O.xproj = xp;
+                O.poll = poll_stop_at_3;
+                ws = fr_workspace_size(&L, &S, &O);
+                work = xmalloc(ws);
+                g_polls = 0;
+                CHECK(fr_layer_forward(&L, &S, &O, work, ws) == FR_ERR_CANCELLED && g_polls == 3,
+                      "cancel: schedule %d threads %d xproj %d: not cancelled (%d polls)", scheds[si], thr, xp,
+                      g_polls);
+                O.poll = NULL; /* and the next call, short, runs in full */
+                S.time = 3;
+                CHECK(fr_layer_forward(&L, &S, &O, work, ws) == FR_OK, "cancel: the next call failed");
+                S.time = T;
+                free(work);
+            }
+    free(kernel);
+    free(bias);
+    free(x);
+    free(out);
 }
 
 int main(void)
@@ -1101,8 +1236,10 @@ int main(void)
     test_gemm();
     test_args();
     test_forward();
+    test_forward_bf16();
     test_fp_state();
     test_packed();
+    test_cancel();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail != 0;
 }

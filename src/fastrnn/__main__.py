@@ -147,10 +147,25 @@ def main(argv: Any = None) -> int:
                              "threadpoolctl installed, the NumPy/SciPy BLAS pools (the reference) (2)")
     parser.add_argument("--repeat", type=int, default=20, help="timed runs per implementation (20)")
     parser.add_argument("--no-timing", action="store_true", help="only the tutorial example")
+    parser.add_argument("--probe", action="store_true",
+                        help="only the machine probe: the CPU, the kernels fastrnn runs on it, its FMA peaks "
+                             "(float32/float64, per core and on --threads cores at once), bfloat16/AMX, L2 "
+                             "(about 3 s)")
+    parser.add_argument("--json", action="store_true", help="with --probe: print it as JSON")
     args = parser.parse_args(argv)
+    if args.json and not args.probe:
+        parser.error("--json goes with --probe")
     for name in ("batch", "time", "units", "threads", "repeat"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
+    if args.probe:
+        machine = bench.probe(cores=args.threads)
+        if args.json:
+            import json
+            print(json.dumps(machine.as_dict(), indent=1))
+        else:
+            print("\n".join(machine.lines()))
+        return 0
     tutorial()
     if not args.no_timing:
         previous = fr.get_num_threads() if fr._threads._requested else 0

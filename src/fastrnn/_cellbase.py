@@ -125,9 +125,19 @@ class _BuiltinCell(RNNCell):
         raise NotImplementedError
 
     def __getstate__(self) -> Dict[str, Any]:
+        # the weights only: what the kernels packed from them is rebuilt where the cell lands
+        # (maybe another CPU and instruction set)
         state = dict(self.__dict__)
         state.pop("_cache", None)
         return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        # pickle protocol 5 may hand the weights over as views of out-of-band buffers at any
+        # address, read-only (dask.distributed does): own aligned, writable copies of them
+        weights = state.get("_weights")
+        if weights is not None:
+            state["_weights"] = {k: np.require(v, requirements=["C", "A", "W", "O"]) for k, v in weights.items()}
+        self.__dict__.update(state)
 
 
 def _glorot_uniform(rng: np.random.Generator, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -11,7 +11,7 @@ kernels' ``(h, c)`` arrays and packed back into the cell's own structure.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -31,6 +31,12 @@ else:
     if _isa != "auto" and _isa not in _kernels.available_isas():
         raise ValueError(f"{_options.ENVIRONMENT['isa']}={_isa!r}: this CPU (or this build) cannot run it; "
                          f"available: {', '.join(_kernels.available_isas())}")
+    _bf16 = _options.default().bf16_path
+    if _bf16 != "auto":
+        try:
+            _kernels.resolve_bf16(_bf16, _isa, 1 << 20)
+        except ValueError as e:
+            raise ValueError(f"{_options.ENVIRONMENT['bf16_path']}={_bf16!r}: {e}") from None
 
 BUILTIN_MODULES = _base.BUILTIN_MODULES  # whose cells' steps are the package's own
 
@@ -41,19 +47,27 @@ def require_kernels() -> Any:
     return _kernels
 
 
-_options_cache: Tuple[Any, int, Any] = (None, 0, None)
+_options_cache: Dict[Tuple[Any, ...], Any] = {}
 
 
-def kernel_options() -> Any:
-    """The ``_kernels.Options`` calls run with now (the current options, the thread count)."""
-    global _options_cache
+def kernel_options(precision: Optional[str] = None, batch: int = 1) -> Any:
+    """The ``_kernels.Options`` a call runs with now: the current options, the thread count,
+    and for ``precision="bfloat16"`` the path a batch of ``batch`` rows takes (resolved here,
+    so that the weights are packed once per path)."""
     current, threads = _options.current(), _threads.get_num_threads()
-    cached_for, cached_threads, opts = _options_cache
-    if cached_for is not current or cached_threads != threads:
+    path = "auto"
+    if precision is not None:
+        path = require_kernels().resolve_bf16(current.bf16_path, current.isa, batch)
+    key = (current, threads, precision, path)
+    opts = _options_cache.get(key)
+    if opts is None:
         k = require_kernels()
         opts = k.Options(isa=current.isa, xproj=current.xproj, schedule=current.schedule, gemm=current.gemm,
-                         nthreads=threads)
-        _options_cache = (current, threads, opts)
+                         nthreads=threads, tile_rows=current.tile_rows,
+                         precision="native" if precision is None else precision, bf16_path=path)
+        if len(_options_cache) > 64:  # tests cycle through many; a program uses a few
+            _options_cache.clear()
+        _options_cache[key] = opts
     return opts
 
 
@@ -137,9 +151,7 @@ def run_sequence(cell: Any, cell_layers: List[Tuple[Any, Any]], run: Run,
                  reverse: bool = False) -> Tuple[np.ndarray, Any]:
     """Run ``cell_layers`` (from :func:`layers`) over ``run``; returns ``(outputs, final_state)``."""
     k = require_kernels()
-    if run.precision is not None:
-        raise NotImplementedError("precision='bfloat16' on the compiled path: not built yet")
-    opts = kernel_options()
+    opts = kernel_options(run.precision, run.batch)
     multi = isinstance(cell, _base.MultiRNNCellBase)
     states = cell._layer_states(run.state) if multi else [run.state]
     x, finals = run.x, []

@@ -19,6 +19,7 @@ cdef extern from "fastrnn.h" nogil:
         FR_ERR_ARG
         FR_ERR_WORKSPACE
         FR_ERR_ISA
+        FR_ERR_CANCELLED
     ctypedef enum fr_isa:
         FR_ISA_AUTO
         FR_ISA_GENERIC
@@ -36,6 +37,14 @@ cdef extern from "fastrnn.h" nogil:
         FR_GEMM_PACKED
         FR_GEMM_BLAS
         FR_GEMM_PORTABLE
+    ctypedef enum fr_precision:
+        FR_PREC_NATIVE
+        FR_PREC_BF16
+    ctypedef enum fr_bf16_path:
+        FR_BF16_AUTO
+        FR_BF16_PORTABLE
+        FR_BF16_AVX512
+        FR_BF16_AMX
 
     ctypedef void (*fr_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k,
                                  float *alpha, float *a, int *lda, float *b, int *ldb,
@@ -54,7 +63,12 @@ cdef extern from "fastrnn.h" nogil:
         int schedule
         int gemm
         int nthreads
+        int tile_rows
+        int precision
+        int bf16_path
         const fr_blas *blas
+        int (*poll)(void *ctx) noexcept nogil
+        void *poll_ctx
 
     ctypedef struct fr_layer:
         int cell
@@ -98,10 +112,34 @@ cdef extern from "fastrnn.h" nogil:
     size_t fr_workspace_size(const fr_layer *layer, const fr_seq *seq, const fr_options *options) noexcept
     int fr_layer_forward(const fr_layer *layer, const fr_seq *seq, const fr_options *options,
                          void *work, size_t work_size) noexcept
-    size_t fr_packed_size(const fr_layer *layer) noexcept
+    size_t fr_packed_size(const fr_layer *layer, const fr_options *options) noexcept
     int fr_pack_weights(const fr_layer *layer, const fr_options *options, void *packed, size_t size) noexcept
     const char *fr_strerror(int status) noexcept
     int fr_isa_resolve(int isa) noexcept
     const char *fr_isa_name(int isa) noexcept
     int fr_online_cpus() noexcept
+    int fr_bf16_resolve(int path, int isa, Py_ssize_t batch) noexcept
+    const char *fr_bf16_name(int path) noexcept
     int fr_apply_activation(int isa, int activation, int dtype, void *x, Py_ssize_t n) noexcept
+
+
+cdef extern from "fr_probe.h":
+    ctypedef struct fr_cpu:
+        char vendor[13]
+        char brand[49]
+        int family, model, stepping, hypervisor
+        int sse2, avx, avx2, fma
+        int avx512f, avx512bw, avx512vl, avx512dq
+        int avx512_bf16, avx512_fp16, amx_tile, amx_bf16, amx_int8
+        int os_avx, os_avx512, os_amx, amx_granted
+        size_t l1d_bytes, l2_bytes, l3_bytes
+        const char *cache_source
+
+    void fr_cpu_info(fr_cpu *cpu) noexcept nogil
+    int fr_amx_request() noexcept nogil
+    int fr_probe_isa_usable(int isa) noexcept nogil
+    double fr_probe_fma_peak(int isa, int dtype, double seconds) noexcept nogil
+    double fr_probe_bf16_peak(double seconds) noexcept nogil
+    double fr_probe_amx_peak(double seconds) noexcept nogil
+    double fr_probe_bandwidth(size_t bytes, double seconds) noexcept nogil
+    double fr_probe_clock_ghz(double seconds) noexcept nogil

@@ -28,7 +28,14 @@ from libc.stdint cimport int64_t
 
 cimport _fastrnn as c
 
+import threading
+
 import numpy as np
+
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals()  # -1 with the handler's exception (KeyboardInterrupt) set
+    object PyErr_Occurred()
 
 # ---- enum values of csrc/fastrnn.h ----------------------------------------------------
 FLOAT32, FLOAT64 = c.FR_FLOAT32, c.FR_FLOAT64
@@ -39,6 +46,9 @@ ISAS = {"auto": c.FR_ISA_AUTO, "generic": c.FR_ISA_GENERIC, "avx2": c.FR_ISA_AVX
 XPROJ = {"auto": c.FR_XPROJ_AUTO, "hoisted": c.FR_XPROJ_HOISTED, "fused": c.FR_XPROJ_FUSED}
 SCHEDULES = {"auto": c.FR_SCHED_AUTO, "columns": c.FR_SCHED_COLUMNS, "rows": c.FR_SCHED_ROWS}
 GEMMS = {"packed": c.FR_GEMM_PACKED, "blas": c.FR_GEMM_BLAS, "portable": c.FR_GEMM_PORTABLE}
+PRECISIONS = {"native": c.FR_PREC_NATIVE, "bfloat16": c.FR_PREC_BF16}
+BF16_PATHS = {"auto": c.FR_BF16_AUTO, "portable": c.FR_BF16_PORTABLE, "avx512_bf16": c.FR_BF16_AVX512,
+              "amx": c.FR_BF16_AMX}
 
 cdef enum:
     MAX_BUFFERS = 12
@@ -70,6 +80,28 @@ def resolve_isa(str isa):
 def available_isas():
     """The instruction sets this CPU and build run, worst to best."""
     return [name for name, code in ISAS.items() if code != c.FR_ISA_AUTO and c.fr_isa_resolve(code) == code]
+
+
+def resolve_bf16(str path, str isa, Py_ssize_t batch):
+    """The bfloat16 path a call on ``batch`` rows runs with on ``isa`` ("auto": the fastest
+    this CPU has; AMX from a few rows on); ``ValueError`` when the one requested is not
+    available (CPU, the OS's AMX permission, the build, or an instruction set below AVX-512)."""
+    cdef int i = c.fr_isa_resolve(_choice(ISAS, isa, "isa"))
+    cdef int r
+    if i < 0:
+        resolve_isa(isa)  # raises
+    r = c.fr_bf16_resolve(_choice(BF16_PATHS, path, "bf16_path"), i, batch)
+    if r < 0:
+        raise ValueError(f"bf16_path: {path!r} is not available here (isa {c.fr_isa_name(i).decode()}; "
+                         f"available: {', '.join(available_bf16_paths())})")
+    return c.fr_bf16_name(r).decode()
+
+
+def available_bf16_paths():
+    """The bfloat16 paths this CPU, OS and build run (on its best instruction set)."""
+    cdef int best = c.fr_isa_resolve(c.FR_ISA_AUTO)
+    return [name for name, code in BF16_PATHS.items()
+            if code != c.FR_BF16_AUTO and c.fr_bf16_resolve(code, best, 1 << 20) == code]
 
 
 cdef int _choice(dict table, str value, str name) except -1:
@@ -109,16 +141,21 @@ cdef class Options:
     ``isa``: ``"auto"``, ``"generic"``, ``"avx2"``, ``"avx512"`` (refused when unavailable);
     ``xproj``: ``"auto"``, ``"hoisted"``, ``"fused"``; ``schedule``: ``"auto"``,
     ``"columns"``, ``"rows"``; ``gemm``: ``"packed"``, ``"blas"`` (SciPy's), ``"portable"``;
-    ``nthreads``: threads a call may use (>= 1).
+    ``nthreads``: threads a call may use (>= 1); ``tile_rows``: rows of the largest register
+    tile (0: the instruction set's; the tests force each); ``precision``: ``"native"`` or
+    ``"bfloat16"``; ``bf16_path``: ``"auto"``, ``"portable"``, ``"avx512_bf16"``, ``"amx"``.
     """
     cdef c.fr_options opts
-    cdef readonly str isa, xproj, schedule, gemm
-    cdef readonly int nthreads
+    cdef readonly str isa, xproj, schedule, gemm, precision, bf16_path
+    cdef readonly int nthreads, tile_rows
     cdef readonly int resolved_isa
 
-    def __init__(self, *, str isa, str xproj, str schedule, str gemm, int nthreads):
+    def __init__(self, *, str isa, str xproj, str schedule, str gemm, int nthreads, int tile_rows, str precision,
+                 str bf16_path):
         if nthreads < 1:
             raise ValueError(f"nthreads: expected a positive integer, got {nthreads}")
+        if not 0 <= tile_rows <= 8:
+            raise ValueError(f"tile_rows: expected 0 (automatic) to 8, got {tile_rows}")
         resolve_isa(isa)
         c.fr_options_default(&self.opts)
         self.opts.isa = _choice(ISAS, isa, "isa")
@@ -126,15 +163,23 @@ cdef class Options:
         self.opts.schedule = _choice(SCHEDULES, schedule, "schedule")
         self.opts.gemm = _choice(GEMMS, gemm, "gemm")
         self.opts.nthreads = nthreads
+        self.opts.tile_rows = tile_rows
+        self.opts.precision = _choice(PRECISIONS, precision, "precision")
+        self.opts.bf16_path = _choice(BF16_PATHS, bf16_path, "bf16_path")
+        if self.opts.precision == c.FR_PREC_BF16 and self.opts.gemm != c.FR_GEMM_PACKED:
+            raise ValueError(f"gemm: bfloat16 runs on the packed GEMM only, got {gemm!r}")
         if self.opts.gemm == c.FR_GEMM_BLAS:
             _load_scipy_blas()
             self.opts.blas = &_scipy_blas
         self.isa, self.xproj, self.schedule, self.gemm, self.nthreads = isa, xproj, schedule, gemm, nthreads
+        self.tile_rows = tile_rows
+        self.precision, self.bf16_path = precision, bf16_path
         self.resolved_isa = c.fr_isa_resolve(self.opts.isa)
 
     def __repr__(self):
         return (f"Options(isa={self.isa!r}, xproj={self.xproj!r}, schedule={self.schedule!r}, "
-                f"gemm={self.gemm!r}, nthreads={self.nthreads})")
+                f"gemm={self.gemm!r}, nthreads={self.nthreads}, tile_rows={self.tile_rows}, "
+                f"precision={self.precision!r}, bf16_path={self.bf16_path!r})")
 
 
 # ---- buffers --------------------------------------------------------------------------
@@ -209,9 +254,25 @@ cdef class _Buffers:
         return <const int64_t *>view.buf
 
 
+cdef int _poll_signals(void *ctx) noexcept nogil:
+    """fr_options.poll of a call made from the main thread: run Python's signal handlers (Ctrl-C
+    raises KeyboardInterrupt there); stop the call when one raised, leaving its exception set."""
+    with gil:
+        if PyErr_CheckSignals() != 0:
+            return 1
+    return 0
+
+
+_main_thread = threading.main_thread()
+
+
 cdef int _check(int status) except -1:
     if status == c.FR_OK:
         return 0
+    if status == c.FR_ERR_CANCELLED:
+        if PyErr_Occurred() is not None:
+            return -1  # the signal handler's exception (KeyboardInterrupt), raised now
+        raise KeyboardInterrupt("fastrnn kernel call cancelled")
     msg = c.fr_strerror(status).decode("utf-8", "replace")
     if status == c.FR_ERR_ARG:
         raise ValueError(f"fastrnn kernel rejected its arguments: {msg}")
@@ -301,7 +362,10 @@ cdef class Layer:
         self.L.has_proj_clip, self.L.proj_clip = proj_clip is not None, (0.0 if proj_clip is None else proj_clip)
         self.arrays = (kernel, bias, cand_kernel, cand_bias, cand_recurrent_bias, w_i_diag, w_f_diag,
                        w_o_diag, proj_kernel)
-        if c.fr_packed_size(&self.L) == 0:
+        cdef c.fr_options generic
+        c.fr_options_default(&generic)
+        generic.isa = c.FR_ISA_GENERIC
+        if c.fr_packed_size(&self.L, &generic) == 0:
             _check(c.FR_ERR_ARG)
 
     @staticmethod
@@ -339,11 +403,12 @@ cdef class Layer:
         return self.L.depth
 
     def packed_for(self, Options options):
-        """The weights packed for ``options``' instruction set (packed on first use)."""
-        key = options.resolved_isa
+        """The weights packed for ``options``' instruction set and precision (packed on first use;
+        a bfloat16 ``options`` names its path: "auto" packs for the path of a large batch)."""
+        key = (options.resolved_isa, options.opts.precision, options.opts.bf16_path)
         packed = self.packed.get(key)
         if packed is None:
-            packed = np.empty(c.fr_packed_size(&self.L), np.uint8)
+            packed = np.empty(c.fr_packed_size(&self.L, &options.opts), np.uint8)
             self._pack(options, packed)
             self.packed[key] = packed
         return packed
@@ -435,6 +500,7 @@ def layer_forward(Layer layer, Options options, x, lengths, h0, c0, bint time_ma
     """
     cdef c.fr_layer L = layer.L
     cdef c.fr_seq S
+    cdef c.fr_options opts = options.opts
     cdef int dtype = L.dtype
     cdef _Buffers bufs = _Buffers(dtype)
     cdef Py_ssize_t units = L.units, proj = L.proj, depth = L.depth
@@ -464,13 +530,15 @@ def layer_forward(Layer layer, Options options, x, lengths, h0, c0, bint time_ma
     S.h_final = <void *>bufs.get(h_final, batch * proj, True, "h_final")
     S.c_final = <void *>bufs.get(c_final, batch * units, True, "c_final", not lstm)
 
-    work_size = c.fr_workspace_size(&L, &S, &options.opts)
+    if threading.current_thread() is _main_thread:  # signals reach the main thread only
+        opts.poll = _poll_signals  # so that Ctrl-C stops a long call within ~10 ms
+    work_size = c.fr_workspace_size(&L, &S, &opts)
     if work_size == 0:
         _check(c.FR_ERR_ARG)
     ws = _take_workspace(work_size)
     try:
         with nogil:
-            status = c.fr_layer_forward(&L, &S, &options.opts, ws.ptr, work_size)
+            status = c.fr_layer_forward(&L, &S, &opts, ws.ptr, work_size)
     finally:
         _give_back(ws, work_size)
     _check(status)
@@ -480,3 +548,91 @@ def layer_forward(Layer layer, Options options, x, lengths, h0, c0, bint time_ma
 cdef const void *_raw_pointer(object packed) except NULL:
     cdef const unsigned char[::1] view = packed
     return &view[0]
+
+
+# ---- the machine probe (csrc/fr_probe.h) ---------------------------------------------------
+_PROBE_ISAS = {"generic": 1, "avx2": 2, "avx512": 3}  # fr_probe_isa: the kernels' instruction sets
+
+
+def cpu_info():
+    """What CPUID, XCR0 and the OS say about this CPU (``fr_cpu_info``), as a dict."""
+    cdef c.fr_cpu cpu
+    c.fr_cpu_info(&cpu)
+    flags = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16",
+             "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "os_avx", "os_avx512", "os_amx", "amx_granted")
+    values = (cpu.sse2, cpu.avx, cpu.avx2, cpu.fma, cpu.avx512f, cpu.avx512bw, cpu.avx512vl, cpu.avx512dq,
+              cpu.avx512_bf16, cpu.avx512_fp16, cpu.amx_tile, cpu.amx_bf16, cpu.amx_int8, cpu.os_avx,
+              cpu.os_avx512, cpu.os_amx, cpu.amx_granted)
+    info = {"vendor": cpu.vendor.decode("ascii", "replace"), "brand": cpu.brand.decode("ascii", "replace"),
+            "family": cpu.family, "model": cpu.model, "stepping": cpu.stepping,
+            "hypervisor": bool(cpu.hypervisor),
+            "l1d_bytes": cpu.l1d_bytes, "l2_bytes": cpu.l2_bytes, "l3_bytes": cpu.l3_bytes,
+            "cache_source": cpu.cache_source.decode("ascii", "replace") if cpu.cache_source else "unknown"}
+    info.update({k: bool(v) for k, v in zip(flags, values)})
+    return info
+
+
+def amx_request():
+    """Ask Linux for the AMX tile state (once per process); whether it is granted."""
+    return bool(c.fr_amx_request())
+
+
+cdef double _seconds(double seconds) except? -1:
+    if not seconds > 0 or seconds > 60:
+        raise ValueError(f"seconds: expected a number in (0, 60], got {seconds!r}")
+    return seconds
+
+
+def probe_fma_peak(str isa, dtype, double seconds):
+    """GFLOP/s of the calling core: 12 independent FMA chains in ``isa`` ("generic", "avx2",
+    "avx512") and ``dtype`` (float32/float64); 0.0 when this machine cannot run ``isa``.
+    Releases the GIL (threads may probe cores at once)."""
+    cdef int i = _choice(_PROBE_ISAS, isa, "isa")
+    cdef int d
+    cdef double r
+    dt = np.dtype(dtype)
+    if dt != np.float32 and dt != np.float64:
+        raise ValueError(f"dtype: expected float32 or float64, got {dt}")
+    d = c.FR_FLOAT32 if dt == np.float32 else c.FR_FLOAT64
+    seconds = _seconds(seconds)
+    with nogil:
+        r = c.fr_probe_fma_peak(i, d, seconds)
+    return r
+
+
+def probe_bf16_peak(double seconds):
+    """GFLOP/s of the calling core with AVX512-BF16 vdpbf16ps; 0.0 without it."""
+    cdef double r
+    seconds = _seconds(seconds)
+    with nogil:
+        r = c.fr_probe_bf16_peak(seconds)
+    return r
+
+
+def probe_amx_peak(double seconds):
+    """GFLOP/s of the calling core with AMX tdpbf16ps; 0.0 without AMX (CPU, OS permission or build)."""
+    cdef double r
+    seconds = _seconds(seconds)
+    with nogil:
+        r = c.fr_probe_amx_peak(seconds)
+    return r
+
+
+def probe_bandwidth(Py_ssize_t nbytes, double seconds):
+    """GB/s the calling core reads from a buffer of ``nbytes`` (>= 512)."""
+    cdef double r
+    if nbytes < 512:
+        raise ValueError(f"nbytes: expected at least 512, got {nbytes}")
+    seconds = _seconds(seconds)
+    with nogil:
+        r = c.fr_probe_bandwidth(<size_t>nbytes, seconds)
+    return r
+
+
+def probe_clock_ghz(double seconds):
+    """The calling core's clock (GHz) from a chain of dependent adds; 0.0 off x86-64."""
+    cdef double r
+    seconds = _seconds(seconds)
+    with nogil:
+        r = c.fr_probe_clock_ghz(seconds)
+    return r

@@ -11,12 +11,13 @@ variable               values                                         default
 ``FASTRNN_ISA``        ``generic``, ``avx2``, ``avx512``              the best the CPU has
 ``FASTRNN_XPROJ``      ``hoisted``, ``fused``                         by batch size
 ``FASTRNN_SCHEDULE``   ``columns``, ``rows``                          by size and CPU
+``FASTRNN_BF16``       ``portable``, ``avx512_bf16``, ``amx``         the fastest the CPU has
 ``FASTRNN_NUM_THREADS`` a positive integer                            every online CPU
 =====================  =============================================  ==========
 
 A value outside these is a ``ValueError`` at import naming the variable, the value and
-the accepted ones, and so is an instruction set the CPU (or the build) lacks: a typo
-must never silently run a slower path.  Tests override the options for a block with
+the accepted ones, and so is an instruction set or a bfloat16 path the CPU (or the
+build) lacks: a typo must never silently run a slower path.  Tests override the options for a block with
 :func:`override` (``gemm`` also selects SciPy's BLAS or the portable C GEMM there, as
 cross-checks of the packed GEMM).
 """
@@ -35,8 +36,10 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     "xproj": ("auto", "hoisted", "fused"),
     "schedule": ("auto", "columns", "rows"),
     "gemm": ("packed", "blas", "portable"),
+    "bf16_path": ("auto", "portable", "avx512_bf16", "amx"),
 }
-ENVIRONMENT = {"isa": "FASTRNN_ISA", "xproj": "FASTRNN_XPROJ", "schedule": "FASTRNN_SCHEDULE"}
+ENVIRONMENT = {"isa": "FASTRNN_ISA", "xproj": "FASTRNN_XPROJ", "schedule": "FASTRNN_SCHEDULE",
+               "bf16_path": "FASTRNN_BF16"}
 THREADS_VARIABLE = "FASTRNN_NUM_THREADS"
 
 
@@ -48,12 +51,16 @@ class Options:
     xproj: str = "auto"
     schedule: str = "auto"
     gemm: str = "packed"
+    bf16_path: str = "auto"  # how precision="bfloat16" multiplies
+    tile_rows: int = 0  # rows of the largest register tile (0: the instruction set's); tests force each
 
     def __post_init__(self) -> None:
         for name, accepted in CHOICES.items():
             value = getattr(self, name)
             if value not in accepted:
                 raise ValueError(f"{name}: expected one of {', '.join(map(repr, accepted))}, got {value!r}")
+        if isinstance(self.tile_rows, bool) or not isinstance(self.tile_rows, int) or not 0 <= self.tile_rows <= 8:
+            raise ValueError(f"tile_rows: expected 0 (automatic) to 8, got {self.tile_rows!r}")
 
 
 def _from_environment(environ: Any) -> Tuple[Options, Optional[int]]:
@@ -96,7 +103,7 @@ def current() -> Options:
 
 
 @contextlib.contextmanager
-def override(**changes: str) -> Iterator[Options]:
+def override(**changes: Any) -> Iterator[Options]:
     """Run the block with some options changed (process-wide; for tests and benchmarks), and
     restore the previous ones after it, whatever happens."""
     global _current

@@ -20,9 +20,11 @@ def set_num_threads(n: int) -> None:
 
     Notes
     -----
-    The threads are a persistent pool shared by all calls.  A call made while
-    another Python thread's call holds the pool runs on its own thread alone, so
-    concurrent callers never oversubscribe the cores.
+    The threads are a persistent pool shared by all calls, and so are the cores:
+    a call alone takes up to ``n`` of them; calls from several Python threads at
+    once each take what the others leave, waiting for one when none is free, so
+    concurrent callers never oversubscribe the machine.  The thread count never
+    changes a result's bits.
     """
     global _requested
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):

@@ -17,9 +17,12 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from ._probe import Machine, probe
+
 __all__ = ["Case", "CASES", "THREADS", "PEERS", "fastrnn_runner", "reference_runner", "torch_runner",
-           "onnxruntime_runner", "median_seconds", "STEPS", "STEP_CASES", "STEP_PEERS", "fastrnn_stream_runner",
-           "fastrnn_stream_chunks_runner", "fastrnn_cell_call_runner", "torch_step_runner", "onnxruntime_step_runner"]
+           "onnxruntime_runner", "median_seconds", "Machine", "probe", "STEPS", "STEP_CASES", "STEP_PEERS",
+           "fastrnn_stream_runner", "fastrnn_stream_chunks_runner", "fastrnn_cell_call_runner", "torch_step_runner",
+           "onnxruntime_step_runner"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Case:
     layers: int = 1
     bidirectional: bool = False
     ragged: bool = False  # lengths uniform in [10, time]
+    precision: Optional[str] = None  # "bfloat16": fastrnn's precision=, PyTorch's module in bfloat16
 
     @property
     def gates(self) -> int:
