@@ -11,7 +11,7 @@ the cell's own structure, equal to one in-process ``fastrnn.dynamic_rnn`` call.
 from __future__ import annotations
 
 import sys
-from typing import List
+from typing import Any, List
 
 import dask
 import dask.array as da
@@ -21,13 +21,17 @@ from distributed import Client, LocalCluster, get_task_stream
 import fastrnn as fr
 import fastrnn.dask as frd
 
+# Dask's functions carry no annotations: called through Any, so that `mypy --strict examples/` holds
+compute: Any = dask.compute  # type: ignore[attr-defined, unused-ignore]
+dask_random: Any = da.random
+
 
 def score(client: Client) -> None:
     batch, time, depth = 4096, 50, 32
     # The data is made on the workers, chunked along the batch: 8 blocks of 512 sequences.
-    x = da.random.default_rng(0).standard_normal((batch, time, depth), chunks=(512, time, depth),
+    x = dask_random.default_rng(0).standard_normal((batch, time, depth), chunks=(512, time, depth),
                                                   dtype=np.float32)
-    lengths = da.random.default_rng(1).integers(0, time + 1, batch, chunks=512)
+    lengths = dask_random.default_rng(1).integers(0, time + 1, batch, chunks=512)
     cell = fr.MultiRNNCell([fr.LSTMCell(64, use_peepholes=True, seed=0), fr.GRUCell(32, seed=1)])
 
     outputs, state = frd.dynamic_rnn(cell, x, sequence_length=lengths)  # lazy: nothing has run yet
@@ -37,7 +41,7 @@ def score(client: Client) -> None:
     # Bring back only what is needed (the outputs stay on the workers but for 8 rows); computed
     # together, the final state and the outputs come from the same tasks: each block runs once.
     with get_task_stream(client) as stream:
-        top, first_rows = dask.compute(state[1], outputs[:8])
+        top, first_rows = compute(state[1], outputs[:8])
     workers = {t["worker"] for t in stream.data if "fastrnn-dask-rnn" in str(t["key"])}
     print(f"the blocks ran on {len(workers)} worker(s){' -- both workers' if len(workers) == 2 else ''}")
 
@@ -47,7 +51,7 @@ def score(client: Client) -> None:
         np.testing.assert_allclose(top[b], first_rows[b, n - 1] if n else 0, rtol=1e-6, atol=1e-7)
 
     # The same numbers as one in-process call on the whole batch.
-    x_np, len_np = dask.compute(x, lengths)
+    x_np, len_np = compute(x, lengths)
     want_out, want_state = fr.dynamic_rnn(cell, x_np, sequence_length=len_np)
     np.testing.assert_allclose(top, want_state[1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(first_rows, want_out[:8], rtol=1e-5, atol=1e-6)
@@ -56,12 +60,14 @@ def score(client: Client) -> None:
 
 
 def main(argv: List[str]) -> None:
+    client_of: Any = Client
     if len(argv) > 1:  # a running cluster: its scheduler's address
-        with Client(argv[1]) as client:
+        with client_of(argv[1]) as client:
             score(client)
         return
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    cluster_of: Any = LocalCluster
+    with cluster_of(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            client_of(cluster) as client:
         score(client)
 
 

@@ -218,7 +218,7 @@ def test_bad_dtype_argument_every_driver(m, driver, dtype, match, kernel_calls):
 @pytest.mark.parametrize("m", IMPLS)
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("values,kind", [
-    (np.zeros((3, 4, 2), np.int64), r"integer \(int64\); convert it with np.asarray\(x, dtype=np.float32\)"),
+    (np.zeros((3, 4, 2), np.int64), r"integer \(int64\); pass dtype=np.float32 \(or np.float64\) to convert it"),
     (np.zeros((3, 4, 2), np.uint8), r"unsigned integer \(uint8\)"),
     (np.zeros((3, 4, 2), np.complex128), r"complex \(complex128\)"),
     (np.zeros((3, 4, 2), object), r"object \(object\)"),
@@ -226,6 +226,8 @@ def test_bad_dtype_argument_every_driver(m, driver, dtype, match, kernel_calls):
     (np.zeros((3, 4, 2), bool), r"boolean \(bool\)"),
 ])
 def test_non_float_inputs_every_driver(m, driver, values, kind, kernel_calls):
+    """Without dtype= nothing says what to compute in: only float32/float64 inputs (with dtype=, the
+    real-valued ones are converted: tests/test_conversions.py)."""
     where = r"inputs\[0\]" if driver.startswith("static") else "inputs"
     with rejected(kernel_calls, TypeError, match=rf"^{where}: expected float32 or float64 values, got {kind}"):
         drive(m, driver, values, m.BasicLSTMCell(3))
@@ -312,7 +314,7 @@ def test_one_step_call(m, kind, kernel_calls):
     with rejected(kernel_calls, ValueError, match=rf"^{leaf}: expected shape \(2, 3\), got \(4, 3\)$"):
         cell(np.zeros((2, 3), np.float32), bad_batch)
     if kind in ("BasicRNNCell", "GRUCell"):
-        with rejected(kernel_calls, TypeError, match=r"^state: expected float32 or float64 values, got object \(object\)$"):
+        with rejected(kernel_calls, TypeError, match=r"^state: expected an array of numbers, got None$"):
             cell(np.zeros((2, 3), np.float32), None)
     else:
         with rejected(kernel_calls, ValueError, match=r"^state: expected a state with the structure of state_size=.*, "
@@ -321,8 +323,11 @@ def test_one_step_call(m, kind, kernel_calls):
     out, _ = cell(np.zeros((2, 3), np.float32), good)  # built now: depth and dtype are fixed
     with rejected(kernel_calls, ValueError, match=r"^inputs: depth 4 does not match the input depth 3"):
         cell(np.zeros((2, 4), np.float32), good)
-    with rejected(kernel_calls, TypeError, match=r"^inputs: dtype float64 does not match the float32 weights"):
-        cell(np.zeros((2, 3)), good)
+    # the weights' dtype is the one the step's inputs are fed to (TF's feed rule): converted, not refused
+    assert cell(np.zeros((2, 3)), good)[0].dtype == np.float32
+    with rejected(kernel_calls, TypeError, match=r"^inputs: expected real values \(bool, integer or float\) to "
+                                                 r"convert to float32, got complex \(complex128\)$"):
+        cell(np.zeros((2, 3), complex), good)
 
 
 @pytest.mark.parametrize("m", IMPLS)
@@ -410,3 +415,15 @@ def test_an_overridden_zero_state_is_checked_and_used(m):
     exp = m.dynamic_rnn(m.BasicLSTMCell(3, seed=0), x, initial_state=m.LSTMStateTuple(ones, ones))
     assert_close(got, exp, np.float32, "overridden zero_state")  # (a subclass takes the NumPy loop)
     assert m.dynamic_rnn(m.BasicLSTMCell(3, seed=0), x)[1].c.flags.c_contiguous
+
+
+@pytest.mark.parametrize("m", IMPLS)
+@pytest.mark.parametrize("driver", BIDI)
+def test_each_cell_of_a_bidirectional_call_is_named(m, driver):
+    good = m.GRUCell(3)
+    with pytest.raises(TypeError, match=r"^cell_bw: expected an RNN cell \(state_size, output_size, zero_state, "
+                                        r"__call__\), got object without"):
+        drive(m, driver, X, good, bw=object())
+    with pytest.raises(TypeError, match=r"^cell_fw: expected an RNN cell object, got the class GRUCell itself"):
+        drive(m, driver, X, m.GRUCell, bw=good)
+

@@ -71,8 +71,8 @@ print("ok")
 
 
 ORACLE_MODULES = ["fastrnn.reference", "fastrnn._cellbase", "fastrnn._validate", "fastrnn._drivers",
-                  "fastrnn._structure", "fastrnn._activations"]
-PRODUCT_ONLY = ("_kernels", "_compiled", "_cells", "_rnn", "_options", "_threads")
+                  "fastrnn._stream", "fastrnn._structure", "fastrnn._activations"]
+PRODUCT_ONLY = ("_kernels", "_compiled", "_cells", "_rnn", "_engine", "_options", "_threads")
 
 
 @pytest.mark.parametrize("module", ORACLE_MODULES)
@@ -91,8 +91,8 @@ def test_the_oracle_imports_nothing_of_the_product(module):
 
 
 @pytest.mark.parametrize("module", ORACLE_MODULES + [
-    "fastrnn._options", "fastrnn._compiled", "fastrnn._cells", "fastrnn._rnn", "fastrnn._threads",
-    "fastrnn.interop", "fastrnn.nn", "fastrnn.nn.rnn_cell", "fastrnn"])
+    "fastrnn._options", "fastrnn._compiled", "fastrnn._cells", "fastrnn._rnn", "fastrnn._engine", "fastrnn._threads",
+    "fastrnn.interop", "fastrnn.nn", "fastrnn.nn.rnn_cell", "fastrnn.contrib", "fastrnn.contrib.rnn", "fastrnn"])
 def test_every_module_imports_first(module):
     """No import cycles: each module can be the first one imported in a fresh interpreter."""
     res = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)

@@ -132,6 +132,20 @@ def test_dtype_argument_and_numpy_inputs(threaded):
     _assert_matches(dask.compute((out, state))[0], want, np.float64, "dtype=float64 on float32 inputs")
 
 
+def test_the_feed_rule_as_in_fastrnn(threaded):
+    """Integer inputs and initial states with dtype= are converted (TF's feed rule), as fastrnn does;
+    without dtype they are refused with fastrnn's message."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(-3, 4, (10, 5, 3))
+    state = fastrnn.LSTMStateTuple(rng.integers(-1, 2, (10, 5)), rng.integers(-1, 2, (10, 5)))
+    cell = _cell("basic_lstm", 3, np.float32)
+    got = dask.compute(frd.dynamic_rnn(cell, da.from_array(x, chunks=4), initial_state=state, dtype=np.float32))[0]
+    want = fastrnn.dynamic_rnn(cell, x, initial_state=state, dtype=np.float32)
+    _assert_matches(got, want, np.float32, "integer inputs and state, dtype=float32")
+    with pytest.raises(TypeError, match=r"initial_state\[0\] .*got integer \(int64\); pass dtype="):
+        frd.dynamic_rnn(cell, x.astype(np.float32), initial_state=state)
+
+
 def test_unbuilt_cell_is_built_before_the_graph(threaded):
     """A lazily built cell would draw its weights wherever it first ran -- on every worker anew.
     fastrnn.dask builds it in the caller's process, as an in-process call would."""
@@ -374,7 +388,7 @@ def test_bad_input_bidirectional():
     x = da.zeros((4, 2, 3), dtype=np.float32)
     with pytest.raises(ValueError, match=r"initial_state_bw: expected shape \(4, 5\), got \(4, 6\)"):
         frd.bidirectional_dynamic_rnn(cell, cell, x, initial_state_bw=np.zeros((4, 6), np.float32))
-    with pytest.raises(TypeError, match=r"cell: expected an RNN cell"):
+    with pytest.raises(TypeError, match=r"cell_bw: expected an RNN cell"):
         frd.bidirectional_dynamic_rnn(cell, None, x)
 
 

@@ -14,7 +14,7 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 def test_examples_exist():
     names = {p.stem for p in EXAMPLES}
     assert {"outputs_vs_state", "static_vs_dynamic", "bidirectional", "chunked_sequence", "lstm_regression",
-            "restore_tf_checkpoint", "from_pytorch", "serve_frozen_graph"} <= names
+            "restore_tf_checkpoint", "from_pytorch", "serve_frozen_graph", "streaming"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

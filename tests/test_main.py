@@ -57,6 +57,17 @@ def test_bad_options(args, capsys):
     assert "usage: python -m fastrnn" in capsys.readouterr().err
 
 
+def test_the_header_names_only_the_peers_that_run(monkeypatch, capsys):
+    """Without PyTorch and ONNX Runtime (unimportable here, even if their metadata is installed) the
+    threads line and the table mention neither."""
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert main(["--batch", "2", "--time", "3", "--units", "4", "--repeat", "2", "--threads", "1"]) == 0
+    timing = capsys.readouterr().out.split("timing dynamic_rnn")[1]
+    assert "threads: 1 (fastrnn: 1, NumPy BLAS" in timing, timing
+    assert "PyTorch" not in timing and "ONNX" not in timing, timing
+
+
 def test_probe_says_what_the_machine_is_and_can_do():
     """``--probe`` in a subprocess (as users run it): the CPU, the kernels chosen, the FMA peaks per
     core and on both cores at once, bfloat16 and AMX, the bfloat16 path; ``--json`` the same as data."""

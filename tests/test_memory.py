@@ -128,3 +128,53 @@ def _arrays(obj):
     if isinstance(obj, (list, tuple)):
         return [a for v in obj for a in _arrays(v)]
     return [obj] if isinstance(obj, np.ndarray) else []
+
+
+RSS_SCRIPT = """
+import gc, json, os
+import numpy as np, fastrnn
+from fastrnn import _kernels
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+cell = fastrnn.BasicLSTMCell(128, seed=0)
+# float32 drawn directly: a float64 temporary of the size of the outputs, freed, would raise glibc's
+# mmap threshold and put the outputs on the heap, where freeing them does not lower RSS
+x = np.random.default_rng(0).standard_normal((1, 100_000, 16), dtype=np.float32)
+fastrnn.dynamic_rnn(cell, x[:, :100])  # warm-up: the packed weights, lazy imports, the pool
+gc.collect()
+base = rss()
+outputs, state = fastrnn.dynamic_rnn(cell, x)
+during = rss()
+del outputs, state
+gc.collect()
+dropped = rss()
+idle = _kernels.idle_workspace_bytes()
+fastrnn.release_memory()
+gc.collect()
+print(json.dumps(dict(during=during - base, dropped=dropped - base, released=rss() - base, idle=idle,
+                      idle_after=_kernels.idle_workspace_bytes())))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer holds freed memory in its quarantine, so RSS does not drop")
+def test_a_long_call_leaves_no_workspace_behind():
+    """Issue 13: a batch-1, 100,000-step LSTM call kept its whole workspace (+391 MiB at 256 units)
+    after the outputs were gone.  Measured in a fresh interpreter, so that no other test's arrays
+    or workspaces count: RSS once the outputs are dropped, then after release_memory()."""
+    import json
+    import subprocess
+    res = subprocess.run([sys.executable, "-c", RSS_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    mib = {k: v / 2**20 for k, v in json.loads(res.stdout).items()}
+    # the call needs ~195 MiB of workspace (the hoisted input projection) and 49 MiB of outputs
+    assert mib["during"] > 40, f"the outputs were not even counted: {mib}"
+    assert mib["dropped"] < 16, f"RSS stays {mib['dropped']:.1f} MiB up after the outputs are gone: {mib}"
+    assert mib["idle"] <= _kernels.WORKSPACE_CACHE_BYTES / 2**20
+    assert mib["released"] < 16 and mib["idle_after"] == 0, mib
+

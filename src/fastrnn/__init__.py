@@ -12,7 +12,7 @@ The API and semantics are TF1's ``tf.nn.dynamic_rnn`` family (see the README);
 """
 from ._activations import linear, relu, sigmoid, tanh
 from ._cells import BasicLSTMCell, BasicRNNCell, GRUCell, LSTMCell, MultiRNNCell, RNNCell
-from ._rnn import bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn, static_rnn
+from ._rnn import Stream, bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn, static_rnn
 from ._structure import LSTMStateTuple
 from ._compiled import release_memory
 from ._threads import get_num_threads, set_num_threads
@@ -21,9 +21,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell", "MultiRNNCell", "LSTMStateTuple",
-    "dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
+    "dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn", "Stream",
     "tanh", "sigmoid", "relu", "linear", "nn", "reference", "set_num_threads", "get_num_threads",
-    "release_memory",
+    "release_memory", "contrib",
 ]
 
-from . import nn, reference  # noqa: E402  (the aliases need the names above)
+from . import contrib, nn, reference  # noqa: E402  (the aliases need the names above)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, List
 
 import numpy as np
 
@@ -74,13 +74,15 @@ def timing(args: argparse.Namespace, out: Any = None) -> None:
     case = bench.Case("main", args.cell, args.batch, args.time, args.units, dtype=args.dtype)
     candidates = [("fastrnn (compiled)", bench.fastrnn_runner(case)),
                   ("fastrnn.reference (NumPy)", bench.reference_runner(case))]
-    peers = [(f"PyTorch {_version('torch')}", bench.torch_runner(case, threads=args.threads)),
-             (f"ONNX Runtime {_version('onnxruntime')}",
+    # (name, its thread pool, runner): a peer that is not installed, or cannot run this case, has no runner
+    peers = [(f"PyTorch {_version('torch')}", "PyTorch intra-op", bench.torch_runner(case, threads=args.threads)),
+             (f"ONNX Runtime {_version('onnxruntime')}", "ONNX Runtime",
               bench.onnxruntime_runner(case, threads=args.threads) if args.dtype == "float32" else None)]
-    candidates += [(name, run) for name, run in peers if run is not None]
+    candidates += [(name, run) for name, _, run in peers if run is not None]
     print(f"\ntiming dynamic_rnn: {args.cell.upper()} batch {args.batch}, time {args.time}, "
           f"units {args.units} (depth = units), {args.dtype} -- median of up to {args.repeat} runs", file=out)
-    print(f"  threads: {_limit_threads(args.threads)}", file=out)
+    print(f"  threads: {_limit_threads(args.threads, [pool for _, pool, run in peers if run is not None])}",
+          file=out)
     live = sys.stderr.isatty()  # a progress line redrawn in place; one line per step in a log
     rows = []
     for i, (name, fn) in enumerate(candidates):
@@ -107,13 +109,14 @@ def _version(module: str) -> str:
         return ""
 
 
-def _limit_threads(threads: int) -> str:
+def _limit_threads(threads: int, peer_pools: List[str]) -> str:
     """Apply ``--threads`` to the thread pools there are, and say which.
 
     fastrnn's kernels use its own pool (``fastrnn.set_num_threads``); every
     product of the NumPy reference goes through NumPy's BLAS, whose pool
     threadpoolctl can limit at run time (OPENBLAS/OMP_NUM_THREADS only work
-    before NumPy loads); the peers' pools are set by their runners.
+    before NumPy loads); the pools of the peers that run (``peer_pools``) are
+    set by their runners.
     """
     fr.set_num_threads(threads)
     try:
@@ -123,8 +126,7 @@ def _limit_threads(threads: int) -> str:
     else:
         threadpool_limits(threads)
         blas = str(threads)
-    peers = [f"{name}: {threads}" for name, mod in (("PyTorch intra-op", "torch"), ("ONNX Runtime", "onnxruntime"))
-             if _version(mod)]
+    peers = [f"{name}: {threads}" for name in peer_pools]
     return ", ".join([f"{threads} (fastrnn: {fr.get_num_threads()}"] + peers + [f"NumPy BLAS: {blas})"])
 
 

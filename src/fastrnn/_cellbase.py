@@ -98,10 +98,13 @@ class _BuiltinCell(RNNCell):
         Parameters
         ----------
         inputs : array_like
-            ``[batch, depth]`` float32 or float64.  The first call builds the weights
-            for this depth and dtype.
+            ``[batch, depth]``, converted to the cell's dtype (its weights', or the ``dtype``
+            it was constructed with) as TensorFlow converts what is fed to a placeholder: any
+            bool, integer or float values.  A cell without a dtype yet takes float32 or
+            float64 inputs and is built for their depth and dtype.
         state : nested array_like
-            In the structure of ``state_size``, each ``[batch, size]``.
+            In the structure of ``state_size``, each ``[batch, size]``; converted to the
+            inputs' dtype.
         scope
             Accepted for TensorFlow compatibility; no effect.
         precision : None or "bfloat16", keyword-only
@@ -112,13 +115,14 @@ class _BuiltinCell(RNNCell):
         output : ndarray ``[batch, output_size]``
         new_state : nested ndarrays
         """
-        x = _v.step_inputs(inputs, None)
-        prec = _v.precision(precision, x.dtype)
+        x, st, prec = _v.step_call(self, inputs, state, precision)
         check_precision(self, prec)
-        self._ensure_built(x.shape[1], x.dtype)
-        st = _v.state(state, self.state_size, x.shape[0], x.dtype, "state")
-        x = _v.c_array(x, x.dtype)
         return self._step(x, st) if prec is None else self._step(x, st, precision=prec)
+
+    def _feed_dtype(self) -> Optional[np.dtype]:
+        """The dtype a one-step call converts its inputs to: the weights' (or the one given at
+        construction), None while the cell has none."""
+        raise NotImplementedError
 
     def __getstate__(self) -> Dict[str, Any]:
         # the weights only: what the kernels packed from them is rebuilt where the cell lands
@@ -222,6 +226,9 @@ class LayerCell(_BuiltinCell):
     def dtype(self) -> Optional[np.dtype]:
         """The weights' dtype (None before build, unless given at construction)."""
         return self._weights[self._kernel_name].dtype if self._weights else self._dtype
+
+    def _feed_dtype(self) -> Optional[np.dtype]:
+        return self.dtype
 
     def build(self, input_depth: int, dtype: Any = None) -> None:
         """Create the weights with TF1's default initializers.
@@ -641,6 +648,10 @@ class MultiRNNCellBase(_BuiltinCell):
         """Build every layer: layer 0 for ``input_depth``, layer i for layer i-1's output."""
         d = _v.float_dtype(dtype if dtype is not None else np.float32)
         self._ensure_built(_v.positive_int(input_depth, "input_depth"), d, "input_depth")
+
+    def _feed_dtype(self) -> Optional[np.dtype]:
+        first = getattr(self._cells[0], "_feed_dtype", None)  # the layer the inputs are fed to
+        return first() if first is not None else None  # type: ignore[no-any-return]
 
     def _ensure_built(self, depth: int, dtype: np.dtype, name: str = "inputs") -> None:
         for i, cell in enumerate(self._cells):

@@ -47,16 +47,21 @@ class Drivers:
         cell : RNNCell
             A built-in cell, a ``MultiRNNCell``, or any object with ``state_size``,
             ``output_size``, ``zero_state`` and ``__call__``.
-        inputs : array_like, float32 or float64
-            ``[batch, time, depth]``, or ``[time, batch, depth]`` with ``time_major=True``.
+        inputs : array_like
+            ``[batch, time, depth]``, or ``[time, batch, depth]`` with ``time_major=True``:
+            float32 or float64, or with ``dtype`` given any bool, integer or float values
+            (converted to ``dtype``, as TensorFlow converts what is fed to a placeholder).
         sequence_length : array_like of int, optional
             ``[batch]`` lengths in ``[0, time]``.  For ``t >= sequence_length[b]`` the
             output row is zero and the state is copied through, so the final state of
             row ``b`` is its state after step ``sequence_length[b] - 1``.
         initial_state : nested arrays, optional
-            In the structure of ``cell.state_size``; zeros when omitted.
+            In the structure of ``cell.state_size``; zeros when omitted.  Converted to the
+            dtype the run computes in (any real values when ``dtype`` is given, else float32
+            or float64 values).
         dtype : float32 or float64, optional
-            The dtype to compute in; defaults to the inputs' float dtype.
+            The dtype to compute in; defaults to the inputs' dtype, which must then be
+            float32 or float64.
         parallel_iterations, swap_memory, scope
             Accepted for TensorFlow compatibility; they have no effect.
         time_major : bool
@@ -99,7 +104,7 @@ class Drivers:
         state : nested ndarrays
             The final state.
         """
-        x = _v.static_inputs(inputs)
+        x = _v.static_inputs(inputs, dtype=dtype)
         run = _v.prepare(cell, x, sequence_length, initial_state, dtype, True, reduced=precision)
         check_precision(cell, run.precision)
         out, state = self._runner(cell, run, False)
@@ -109,9 +114,9 @@ class Drivers:
               dtype: Any, time_major: bool, precision: Optional[str]
               ) -> Tuple[Tuple[np.ndarray, Any], Tuple[np.ndarray, Any]]:
         run_fw = _v.prepare(cell_fw, x, sequence_length, init_fw, dtype, time_major,
-                            state_name="initial_state_fw", reduced=precision)
+                            state_name="initial_state_fw", reduced=precision, cell_name="cell_fw")
         run_bw = _v.prepare(cell_bw, x, sequence_length, init_bw, dtype, time_major,
-                            state_name="initial_state_bw", reduced=precision)
+                            state_name="initial_state_bw", reduced=precision, cell_name="cell_bw")
         check_precision(cell_fw, run_fw.precision, "cell_fw")
         check_precision(cell_bw, run_bw.precision, "cell_bw")
         return self._runner(cell_fw, run_fw, False), self._runner(cell_bw, run_bw, True)
@@ -136,7 +141,7 @@ class Drivers:
         (state_fw, state_bw) : tuple
             The final states of the two directions.
         """
-        x = _v.float_array(inputs, "inputs")
+        x = _v.as_array(inputs, "inputs")  # converted once here, fed to each direction's run
         (out_fw, st_fw), (out_bw, st_bw) = self._both(cell_fw, cell_bw, x, sequence_length, initial_state_fw,
                                                       initial_state_bw, dtype, time_major, precision)
         return (out_fw, out_bw), (st_fw, st_bw)
@@ -158,7 +163,7 @@ class Drivers:
         state_fw, state_bw
             The final states of the two directions.
         """
-        x = _v.static_inputs(inputs)
+        x = _v.static_inputs(inputs, dtype=dtype)
         (out_fw, st_fw), (out_bw, st_bw) = self._both(cell_fw, cell_bw, x, sequence_length, initial_state_fw,
                                                       initial_state_bw, dtype, True, precision)
         return list(np.concatenate([out_fw, out_bw], axis=-1)), st_fw, st_bw

@@ -1,4 +1,5 @@
-"""The public drivers: the shared TF1 drivers bound to the compiled runner.
+"""The public drivers and Stream: the shared TF1 drivers bound to the compiled runner, the
+shared Stream to the kernels' engine.
 
 Built-in cells (and MultiRNNCells of them) run on the C kernels, layer by
 layer over the whole sequence, backward directions reversed inside the kernel
@@ -15,6 +16,8 @@ from . import _compiled
 from . import reference as _ref
 from ._cells import call_cell
 from ._drivers import Drivers
+from ._engine import KernelEngine
+from ._stream import Engine, RunnerEngine, StreamBase
 from ._validate import Run
 
 
@@ -32,3 +35,14 @@ dynamic_rnn = _drivers.dynamic_rnn
 static_rnn = _drivers.static_rnn
 bidirectional_dynamic_rnn = _drivers.bidirectional_dynamic_rnn
 static_bidirectional_rnn = _drivers.static_bidirectional_rnn
+
+
+class Stream(StreamBase):
+    __doc__ = StreamBase.__doc__
+
+    def _engine_for(self, state: Any) -> Engine:
+        engine = KernelEngine.create(self._cell, state, self._dtype, self._precision)
+        return engine if engine is not None else RunnerEngine(self._cell, state, self._dtype, self._precision, run)
+
+
+Stream.__module__ = "fastrnn"

@@ -7,11 +7,18 @@ given.  What comes out is safe to hand to the C kernels: C-contiguous float32
 or float64 arrays of checked shapes, int64 lengths within ``[0, time]``, and a
 state that is a fresh copy in the cell's structure (so nothing the caller owns
 is ever written to or aliased).
+
+Conversions follow TensorFlow's feed rule (a value fed to a placeholder is converted
+to the placeholder's dtype), in one place, :func:`fed`: with an explicit dtype (a
+driver's ``dtype=``, a built cell's weights in a one-step call, a ``Stream``'s dtype)
+any real-valued array -- bool, integer, float16/32/64 -- is converted to it; without
+one, what is fed must already be float32 or float64, and the error says to pass
+``dtype``.  Complex, object and string arrays are never converted.
 """
 from __future__ import annotations
 
 import numbers
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,6 +42,15 @@ def positive_int(value: Any, name: str) -> int:
         raise TypeError(f"{name}: expected a positive integer, got {value!r} ({type(value).__name__})")
     if value <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {value}")
+    return int(value)
+
+
+def non_negative_int(value: Any, name: str) -> int:
+    """An int >= 0 (Python or NumPy integer; bool is rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a non-negative integer, got {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise ValueError(f"{name}: expected a non-negative integer, got {value}")
     return int(value)
 
 
@@ -90,18 +106,56 @@ def float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     return d
 
 
-def float_array(x: Any, name: str) -> np.ndarray:
-    """``x`` as an ndarray of float32/float64 (no copy when it already is one)."""
+def as_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)``, with a clear error for None, a non-array object and ragged lists."""
+    if x is None:
+        raise TypeError(f"{name}: expected an array of numbers, got None")
     try:
         arr = np.asarray(x)
     except ValueError as e:  # ragged nested lists
         raise ValueError(f"{name}: cannot be converted to an array ({e})") from None
-    if arr.dtype not in FLOAT_DTYPES:
-        kind = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex",
-                "O": "object", "U": "string", "S": "bytes"}.get(arr.dtype.kind, str(arr.dtype))
-        hint = "; convert it with np.asarray(x, dtype=np.float32)" if arr.dtype.kind in "iub" else ""
-        raise TypeError(f"{name}: expected float32 or float64 values, got {kind} ({arr.dtype}){hint}")
+    if arr.dtype.kind == "O" and arr.ndim == 0:  # a dict, a cell, any object that is not numbers
+        raise TypeError(f"{name}: expected an array of numbers, got {type(x).__name__}")
     return arr
+
+
+_KINDS = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex", "O": "object",
+          "U": "string", "S": "bytes"}
+REAL_KINDS = "biuf"  # what the feed rule converts: bool, (unsigned) integer, float of any width
+
+
+def _what(dtype: np.dtype) -> str:
+    return str(dtype) if dtype.kind == "f" else f"{_KINDS.get(dtype.kind, str(dtype))} ({dtype})"
+
+
+# Without an explicit dtype, what to do about a bool, integer or float16 array.
+PASS_DTYPE = ("; pass dtype=np.float32 (or np.float64) to convert it, as TensorFlow converts what is fed to a "
+              "float placeholder")
+
+
+def fed(arr: np.ndarray, name: str, dtype: Optional[np.dtype], hint: str = PASS_DTYPE) -> np.ndarray:
+    """TensorFlow's feed rule for an array fed to a run (checked, not yet converted).
+
+    With an explicit ``dtype`` any real-valued array (bool, integer, float16/32/64) will be
+    converted to it; without one (None) it must be float32 or float64 already, and ``hint``
+    says what to do otherwise.  Complex, object, string and bytes arrays are refused either way.
+    """
+    kind = arr.dtype.kind
+    if dtype is not None:
+        if kind not in REAL_KINDS:
+            raise TypeError(f"{name}: expected real values (bool, integer or float) to convert to {dtype}, "
+                            f"got {_what(arr.dtype)}")
+        return arr
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64 values, got {_what(arr.dtype)}"
+                        f"{hint if kind in REAL_KINDS else ''}")
+    return arr
+
+
+def float_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as an ndarray of float32/float64 (no copy when it already is one): what is not fed
+    to a run (weights, what a user's cell returns) is never converted from another kind."""
+    return fed(as_array(x, name), name, None, "; convert it with np.asarray(x, dtype=np.float32)")
 
 
 def c_array(x: np.ndarray, dtype: Any) -> np.ndarray:
@@ -114,9 +168,9 @@ def c_array(x: np.ndarray, dtype: Any) -> np.ndarray:
     return np.require(x, dtype=dtype, requirements=["C", "A"])
 
 
-def compute_dtype(dtype: Any, given: np.dtype) -> np.dtype:
-    """The dtype a run computes in: ``dtype`` when given, else the inputs' dtype."""
-    return given if dtype is None else float_dtype(dtype)
+def explicit_dtype(dtype: Any) -> Optional[np.dtype]:
+    """A driver's ``dtype`` argument: None, or float32/float64."""
+    return None if dtype is None else float_dtype(dtype)
 
 
 def sequence_length(lengths: Any, batch: int, time: int) -> Optional[np.ndarray]:
@@ -188,13 +242,15 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def state(value: Any, state_size: Any, batch: int, dtype: np.dtype, name: str) -> Any:
-    """A copy of ``value`` laid out like ``state_size``, each leaf ``[batch, size]``.
+def state(value: Any, state_size: Any, batch: int, dtype: np.dtype, name: str, explicit: bool = False) -> Any:
+    """A copy of ``value`` laid out like ``state_size``, each leaf ``[batch, size]`` in ``dtype``.
 
     The nesting must be ``state_size``'s (tuples, lists and namedtuples are
     interchangeable; the result is repacked into the cell's own structure, e.g.
     ``LSTMStateTuple``).  Only matching the structure, not the leaf count, keeps
-    a two-layer LSTM state from being read in the wrong order.
+    a two-layer LSTM state from being read in the wrong order.  Each leaf is fed to
+    the run's ``dtype`` (:func:`fed`): float32/float64 leaves always, any real-valued
+    leaf when the run's dtype is ``explicit``.
     """
     sizes = flatten(state_size)
     leaves = _leaves(value, state_size)
@@ -205,16 +261,18 @@ def state(value: Any, state_size: Any, batch: int, dtype: np.dtype, name: str) -
     out = []
     for i, (leaf, size) in enumerate(zip(leaves, sizes)):
         where = name if len(sizes) == 1 else f"{name}[{i}] (leaf {i} of state_size={state_size!r})"
-        arr = float_array(leaf, where)
+        arr = fed(as_array(leaf, where), where, dtype if explicit else None)
         if arr.ndim != 2 or arr.shape[0] != batch or arr.shape[1] != size:
             raise ValueError(f"{where}: expected shape ({batch}, {size}), got {arr.shape}")
         out.append(np.array(arr, dtype=dtype, order="C"))
     return pack_as(state_size, out)
 
 
-def step_inputs(inputs: Any, depth: Optional[int], name: str = "inputs") -> np.ndarray:
-    """One time step's inputs: a float ``[batch, depth]`` array."""
-    x = float_array(inputs, name)
+def step_inputs(inputs: Any, depth: Optional[int], name: str = "inputs", dtype: Optional[np.dtype] = None,
+                hint: str = PASS_DTYPE) -> np.ndarray:
+    """One time step's inputs: a ``[batch, depth]`` array, fed to ``dtype`` (:func:`fed`;
+    not yet converted)."""
+    x = fed(as_array(inputs, name), name, dtype, hint)
     if x.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array [batch, depth], got shape {x.shape}")
     if x.shape[1] == 0:
@@ -279,43 +337,79 @@ def _exact_zero_state(cell: Any) -> bool:
     return getattr(getattr(type(cell), "zero_state", None), "exact_zeros", False) is True
 
 
-def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any,
-            time_major: bool, name: str = "inputs", state_name: str = "initial_state",
-            reduced: Any = None) -> Run:
-    """Validate the arguments of a dynamic driver (``reduced``: its ``precision``)."""
-    check_cell(cell, "cell")
-    time_major = flag(time_major, "time_major")
-    x = float_array(inputs, name)
+def sequence_inputs(inputs: Any, dtype: Optional[np.dtype], time_major: bool, name: str = "inputs") -> np.ndarray:
+    """A sequence's inputs, ``[batch, time, depth]`` (``[time, batch, depth]`` if ``time_major``):
+    fed to ``dtype`` (:func:`fed`; None: float32/float64 as they are), C-contiguous."""
+    x = fed(as_array(inputs, name), name, dtype)
     layout = "[time, batch, depth]" if time_major else "[batch, time, depth]"
     if x.ndim != 3:
         raise ValueError(f"{name}: expected a 3-D array {layout}, got shape {x.shape}")
     if x.shape[2] == 0:
         raise ValueError(f"{name}: expected depth >= 1 (the last axis of {layout}), got shape {x.shape}")
-    if x.shape[0] * x.shape[1] > MAX_ROWS:
+    if x.shape[0] * x.shape[1] > MAX_ROWS:  # before a copy could materialize a broadcast view
         raise ValueError(f"{name}: expected at most {MAX_ROWS} rows (batch * time), got shape {x.shape}")
-    d = compute_dtype(dtype, x.dtype)
+    return c_array(x, x.dtype if dtype is None else dtype)
+
+
+def initial(cell: Any, initial_state: Any, batch: int, dtype: np.dtype, explicit: bool, name: str) -> Any:
+    """The state a run starts from: a fresh copy of ``initial_state`` fed to ``dtype``, or the
+    cell's zero state (checked only when the cell overrides ``zero_state``)."""
+    if initial_state is not None:
+        return state(initial_state, cell.state_size, batch, dtype, name, explicit)
+    st = cell.zero_state(batch, dtype)
+    return st if _exact_zero_state(cell) else state(st, cell.state_size, batch, dtype, "cell.zero_state()")
+
+
+def prepare(cell: Any, inputs: Any, lengths: Any, initial_state: Any, dtype: Any,
+            time_major: bool, name: str = "inputs", state_name: str = "initial_state",
+            reduced: Any = None, cell_name: str = "cell") -> Run:
+    """Validate the arguments of a dynamic driver (``reduced``: its ``precision``).  The run
+    computes in ``dtype`` when given (inputs and state converted to it, TF's feed rule), else
+    in the inputs' own float32/float64 dtype."""
+    check_cell(cell, cell_name)
+    time_major = flag(time_major, "time_major")
+    explicit = explicit_dtype(dtype)
+    x = sequence_inputs(inputs, explicit, time_major, name)
+    d = x.dtype
     prec = precision(reduced, d)
-    x = c_array(x, d)
     time, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
     lens = sequence_length(lengths, batch, time)
     ensure_built(cell, x.shape[2], d, name)
-    if initial_state is None:
-        st = cell.zero_state(batch, d)
-        if not _exact_zero_state(cell):
-            st = state(st, cell.state_size, batch, d, "cell.zero_state()")
-    else:
-        st = state(initial_state, cell.state_size, batch, d, state_name)
+    st = initial(cell, initial_state, batch, d, explicit is not None, state_name)
     return Run(x, lens, st, d, time_major, batch, time, prec)
 
 
-def static_inputs(inputs: Any, name: str = "inputs") -> np.ndarray:
-    """The list of per-step ``[batch, depth]`` inputs of a static driver, stacked time-major."""
+def step_call(cell: Any, inputs: Any, state_value: Any, reduced: Any) -> Tuple[np.ndarray, Any, Optional[str]]:
+    """Validate a built-in cell's one-step call ``cell(inputs, state, precision=reduced)``:
+    ``(x, state, precision)``, ``x`` C-contiguous and the state a fresh copy, both in the
+    cell's dtype, the cell built for them.
+
+    A one-step call has no ``dtype`` argument: the cell's own dtype (its weights', or the
+    ``dtype`` it was constructed with) is the explicit dtype of TF's feed rule.  A cell
+    without one yet takes float32/float64 inputs as they are and is built in their dtype.
+    """
+    target = cell._feed_dtype()
+    x = step_inputs(inputs, None, "inputs", target,
+                    "; a one-step call converts its inputs to the cell's dtype, which this cell does not have "
+                    "yet: build it first (cell.build(depth, np.float32)), construct it with dtype=np.float32, "
+                    "or convert them with np.asarray(x, dtype=np.float32)")
+    d = x.dtype if target is None else target
+    prec = precision(reduced, d)
+    ensure_built(cell, x.shape[1], d)
+    st = state(state_value, cell.state_size, x.shape[0], d, "state", explicit=target is not None)
+    return c_array(x, d), st, prec
+
+
+def static_inputs(inputs: Any, name: str = "inputs", dtype: Any = None) -> np.ndarray:
+    """The list of per-step ``[batch, depth]`` inputs of a static driver, stacked time-major
+    (each step fed as :func:`fed` says: converted later when ``dtype`` is given)."""
     if isinstance(inputs, np.ndarray) or not isinstance(inputs, Sequence) or isinstance(inputs, str):
         raise TypeError(f"{name}: expected a list of [batch, depth] arrays (one per time step), "
                         f"got {type(inputs).__name__}")
     if len(inputs) == 0:
         raise ValueError(f"{name}: expected a non-empty list of [batch, depth] arrays, got an empty list")
-    steps = [step_inputs(x, None, f"{name}[{t}]") for t, x in enumerate(inputs)]
+    explicit = explicit_dtype(dtype)
+    steps = [step_inputs(x, None, f"{name}[{t}]", explicit) for t, x in enumerate(inputs)]
     first = steps[0].shape
     for t, x in enumerate(steps):
         if x.shape != first:

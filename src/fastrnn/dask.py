@@ -56,6 +56,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 import fastrnn as _fr
+from fastrnn import _validate
 
 try:
     import dask
@@ -68,7 +69,6 @@ except ImportError as e:  # pragma: no cover - only without the extra
 
 __all__ = ["dynamic_rnn", "bidirectional_dynamic_rnn"]
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class _Cells:
@@ -168,7 +168,8 @@ def _lazy(cells: Tuple[Any, ...], inputs: Any, sequence_length: Any, initial_sta
     x = _whole_sequences(x, time_major, step_bytes)
     chunks = x.chunks[1 if time_major else 0]
     lengths = _lengths(sequence_length, batch, time, chunks)
-    leaves = [_state_leaves(state, cell.state_size, batch, chunks, name)
+    explicit = None if dtype is None else out_metas[0].dtype  # TF's feed rule for the states, as in fastrnn
+    leaves = [_state_leaves(state, cell.state_size, batch, chunks, name, explicit)
               for cell, (name, state) in zip(cells, initial_states.items())]
     return _graph(cells, x, lengths, leaves, out_metas, state_metas, time_major)
 
@@ -266,8 +267,11 @@ def _lengths(lengths: Any, batch: int, time: int, chunks: Tuple[int, ...]) -> An
     return arr.rechunk((chunks,))
 
 
-def _state_leaves(state: Any, state_size: Any, batch: int, chunks: Tuple[int, ...], name: str) -> List[Any]:
-    """The leaves of a given initial state as dask arrays chunked like the batch ([] for None)."""
+def _state_leaves(state: Any, state_size: Any, batch: int, chunks: Tuple[int, ...], name: str,
+                  explicit: Optional[np.dtype]) -> List[Any]:
+    """The leaves of a given initial state as dask arrays chunked like the batch ([] for None); their
+    dtype checked by fastrnn's feed rule (``explicit``: the run's dtype when ``dtype`` was given; each
+    block's call converts them)."""
     if state is None:
         return []
     sizes = _flatten(state_size)
@@ -277,9 +281,8 @@ def _state_leaves(state: Any, state_size: Any, batch: int, chunks: Tuple[int, ..
     out = []
     for i, (leaf, size) in enumerate(zip(_flatten(state), sizes)):
         where = name if len(sizes) == 1 else f"{name}[{i}] (leaf {i} of state_size={state_size!r})"
-        arr = leaf if isinstance(leaf, da.Array) else np.asarray(leaf)
-        if arr.dtype not in _FLOATS:
-            raise TypeError(f"{where}: expected float32 or float64 values, got {arr.dtype}")
+        arr = leaf if isinstance(leaf, da.Array) else _validate.as_array(leaf, where)
+        _validate.fed(np.empty(0, arr.dtype), where, explicit)  # the rule needs only the dtype
         if arr.shape != (batch, size):
             raise ValueError(f"{where}: expected shape ({batch}, {size}), got {arr.shape}")
         arr = arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=(chunks, -1))

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 
 from . import _cellbase as _base
+from . import _stream
 from . import _validate as _v
 from ._activations import linear, relu, sigmoid, tanh
 from ._drivers import Drivers
@@ -27,7 +28,7 @@ from ._structure import LSTMStateTuple, map_structure
 
 __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell", "MultiRNNCell", "LSTMStateTuple",
-    "dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
+    "dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn", "Stream",
     "tanh", "sigmoid", "relu", "linear",
 ]
 
@@ -140,11 +141,8 @@ def numpy_step(cell: Any, x: np.ndarray, state: Any, precision: Optional[str] = 
     or a subclass that overrides the step; those cannot run in reduced precision)."""
     builtin = isinstance(cell, (_base.LayerCell, _base.MultiRNNCellBase)) and _base.is_builtin_step(cell, _MODULES)
     if builtin:
-        x = _v.step_inputs(x, None)
-        prec = _v.precision(precision, x.dtype)
-        cell._ensure_built(x.shape[1], x.dtype)
-        st = _v.state(state, cell.state_size, x.shape[0], x.dtype, "state")
-        return _textbook_step(cell, _v.c_array(x, x.dtype), st, prec)
+        x, st, prec = _v.step_call(cell, x, state, precision)
+        return _textbook_step(cell, x, st, prec)
     _v.check_precision_cell(cell, False, precision)
     return cell(x, state)  # type: ignore[no-any-return]
 
@@ -222,3 +220,10 @@ dynamic_rnn = _drivers.dynamic_rnn
 static_rnn = _drivers.static_rnn
 bidirectional_dynamic_rnn = _drivers.bidirectional_dynamic_rnn
 static_bidirectional_rnn = _drivers.static_bidirectional_rnn
+
+
+class Stream(_stream.StreamBase):
+    __doc__ = _stream.StreamBase.__doc__
+
+    def _engine_for(self, state: Any) -> _stream.Engine:
+        return _stream.RunnerEngine(self._cell, state, self._dtype, self._precision, run_generic)
