@@ -105,7 +105,8 @@ def bf16_path(request: Any) -> Iterator[str]:
 
 @pytest.fixture
 def kernel_calls(monkeypatch: Any) -> List[int]:
-    """The cell kind (``_kernels.CELL_*``) of every kernel call made during the test."""
+    """The cell kind (``_kernels.CELL_*``) of every kernel call made during the test (sequences
+    and one-step calls: ``layer_forward``; streams' steps: ``Stepper.step``)."""
     calls: List[int] = []
     real = _kernels.layer_forward
 
@@ -113,5 +114,11 @@ def kernel_calls(monkeypatch: Any) -> List[int]:
         calls.append(layer.cell)
         return real(layer, *args, **kwargs)
 
+    class SpyStepper(_kernels.Stepper):  # fr.Stream's steps: one kernel call per layer
+        def step(self, x: Any, out: Any = None) -> Any:
+            calls.extend(layer.cell for layer in self.layers)
+            return super().step(x, out)
+
     monkeypatch.setattr(_kernels, "layer_forward", spy)
+    monkeypatch.setattr(_kernels, "Stepper", SpyStepper)
     return calls

@@ -115,6 +115,10 @@ class _BuiltinCell(RNNCell):
         output : ndarray ``[batch, output_size]``
         new_state : nested ndarrays
         """
+        if precision is None:
+            done = self._exact_call(inputs, state)
+            if done is not None:
+                return done
         x, st, prec = _v.step_call(self, inputs, state, precision)
         check_precision(self, prec)
         return self._step(x, st) if prec is None else self._step(x, st, precision=prec)
@@ -123,6 +127,11 @@ class _BuiltinCell(RNNCell):
         """The dtype a one-step call converts its inputs to: the weights' (or the one given at
         construction), None while the cell has none."""
         raise NotImplementedError
+
+    def _exact_call(self, inputs: Any, state: Any) -> Optional[Tuple[np.ndarray, Any]]:
+        """The product's shortcut for a call whose arguments need no checking or conversion
+        (fastrnn._compiled.exact_step); None: validate and run as usual (always, here)."""
+        return None
 
     def __getstate__(self) -> Dict[str, Any]:
         # the weights only: what the kernels packed from them is rebuilt where the cell lands

@@ -23,6 +23,9 @@ from . import reference as _ref
 
 
 class _CompiledStep:
+    def _exact_call(self, inputs: Any, state: Any) -> Optional[Tuple[np.ndarray, Any]]:
+        return _compiled.exact_step(self, inputs, state)
+
     def _step(self, x: np.ndarray, state: Any, precision: Optional[str] = None) -> Tuple[np.ndarray, Any]:
         result = _compiled.step(self, x, state, precision)
         if result is not None:

@@ -172,3 +172,93 @@ def step(cell: Any, x: np.ndarray, state: Any, precision: Optional[str] = None) 
     run = Run(x[None], None, state, x.dtype, True, x.shape[0], 1, precision)
     out, new_state = run_sequence(cell, cell_layers, run)
     return out[0], new_state
+
+
+# ---- the calls that need no validation ------------------------------------------------------
+# A one-step call or a one-shot dynamic_rnn whose arguments are already exactly what the kernels
+# read -- a built, built-in cell; C-contiguous aligned arrays of its dtype and shapes; no lengths,
+# no conversion -- skips the general validation (~10 us of Python per call, more than a small
+# step's arithmetic).  Whatever is not that returns None, and the caller validates in full: the
+# results are the same, and so is every error.
+
+def _exact(a: Any, rows: int, width: int, dtype: np.dtype) -> bool:
+    if type(a) is not np.ndarray or a.dtype != dtype or a.shape != (rows, width):
+        return False
+    flags = a.flags
+    return bool(flags.c_contiguous and flags.aligned)
+
+
+def _exact_states(cell: Any, cell_layers: List[Tuple[Any, Any]], state: Any, rows: int,
+                  dtype: np.dtype) -> Optional[List[Tuple[np.ndarray, Optional[np.ndarray]]]]:
+    """Each layer's ``(h, c)`` when ``state`` is a tuple-structured state of exact arrays, else None."""
+    if isinstance(cell, _base.MultiRNNCellBase):
+        if not cell._state_is_tuple or type(state) is not tuple or len(state) != len(cell_layers):
+            return None
+        states = state
+    else:
+        states = (state,)
+    out = []
+    for (layer_cell, layer), s in zip(cell_layers, states):
+        if layer.cell == _kernels.CELL_LSTM:
+            if not layer_cell._state_is_tuple or type(s) is not _base.LSTMStateTuple:
+                return None
+            c, h = s
+            if not (_exact(h, rows, layer.proj, dtype) and _exact(c, rows, layer.units, dtype)):
+                return None
+            out.append((h, c))
+        elif _exact(s, rows, layer.units, dtype):
+            out.append((s, None))
+        else:
+            return None
+    return out
+
+
+def _run_exact(cell: Any, cell_layers: List[Tuple[Any, Any]], x: np.ndarray,
+               hcs: List[Tuple[np.ndarray, Optional[np.ndarray]]], batch: int, time: int,
+               time_major: bool) -> Tuple[np.ndarray, Any]:
+    opts = kernel_options(None, batch)
+    finals = []
+    for (layer_cell, layer), (h0, c0) in zip(cell_layers, hcs):
+        x, h, c = _kernels.layer_forward(layer, opts, x, None, h0, c0, time_major, False, batch, time)
+        finals.append(layer_cell._join_state(h, c))
+    return x, (cell._join_layer_states(finals) if isinstance(cell, _base.MultiRNNCellBase) else finals[0])
+
+
+def _exact_cell(cell: Any, x: Any, ndim: int) -> Optional[List[Tuple[Any, Any]]]:
+    if type(x) is not np.ndarray or x.ndim != ndim:
+        return None
+    cell_layers = layers(cell)
+    if cell_layers is None:
+        return None
+    first_cell, first = cell_layers[0]
+    flags = x.flags
+    if x.dtype != first_cell.dtype or x.shape[-1] != first.depth or not (flags.c_contiguous and flags.aligned):
+        return None
+    return cell_layers
+
+
+def exact_step(cell: Any, x: Any, state: Any) -> Optional[Tuple[np.ndarray, Any]]:
+    """``cell(x, state)`` when nothing needs checking or converting (see above), else None."""
+    cell_layers = _exact_cell(cell, x, 2)
+    if cell_layers is None:
+        return None
+    hcs = _exact_states(cell, cell_layers, state, x.shape[0], x.dtype)
+    if hcs is None:
+        return None
+    out, new_state = _run_exact(cell, cell_layers, x, hcs, x.shape[0], 1, True)
+    return out[0], new_state
+
+
+def exact_sequence(cell: Any, x: Any, time_major: bool) -> Optional[Tuple[np.ndarray, Any]]:
+    """``dynamic_rnn(cell, x, time_major=time_major)`` from the zero state, when nothing needs
+    checking or converting (see above), else None."""
+    cell_layers = _exact_cell(cell, x, 3)
+    if cell_layers is None or not getattr(type(cell).zero_state, "exact_zeros", False):
+        return None
+    time, batch = x.shape[:2] if time_major else x.shape[1::-1]
+    if time == 0:
+        return None
+    hcs = [(np.zeros((batch, layer.proj), x.dtype),
+            np.zeros((batch, layer.units), x.dtype) if layer.cell == _kernels.CELL_LSTM else None)
+           for _, layer in cell_layers]
+    return _run_exact(cell, cell_layers, x, hcs, batch, time, time_major)

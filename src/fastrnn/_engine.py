@@ -2,15 +2,14 @@
 
 It keeps a built-in cell's state the way the kernels read and write it -- per layer the
 recurrent state ``h [batch, proj]`` and, for LSTMs, the cell state ``c [batch, units]``
-(``layer_cell._split_state``), C-contiguous in the stream's dtype -- and advances it
-through :func:`fastrnn._compiled.run_sequence`, which gives a built-in cell's layers to
-the kernels one after the other.  Nothing else of ``fr.Stream`` (arguments, validation,
-the meaning of lengths, locking: :mod:`fastrnn._stream`) sees the kernels, so a faster
-path -- one call that writes the output and the next ``h``/``c`` in place, without
-allocating -- replaces the body of :meth:`KernelEngine.advance` and adds a ``step``
-(today :meth:`Engine.step`, a one-step ``advance`` copied to ``out``), nothing else.  Today each call joins the layers' ``(h, c)``
-into the cell's structure for ``run_sequence`` and splits its final state again (no
-copies for tuple states; a ``state_is_tuple=False`` LSTM's concatenated state is copied).
+(``layer_cell._split_state``) -- inside a ``_kernels.Stepper``, which owns those buffers
+(twice: the state and the next one), the workspace and every kernel pointer, so that a
+step is one GIL-free pass over the layers that allocates nothing (given ``out``).  A chunk
+(:meth:`KernelEngine.advance`) runs the layers through :func:`fastrnn._compiled.run_sequence`
+from the stepper's state and gives it the final one.  The stepper is made again, the state
+carried over, when the cell's weights are set or the kernels' options or thread count
+change.  Nothing else of ``fr.Stream`` (arguments, validation, the meaning of lengths,
+locking: :mod:`fastrnn._stream`) sees the kernels.
 """
 from __future__ import annotations
 
@@ -19,8 +18,9 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from . import _cellbase as _base
-from . import _compiled
+from . import _compiled, _options, _threads
 from ._stream import Engine
+from ._structure import flatten
 from ._validate import Run
 
 HC = Tuple[np.ndarray, Optional[np.ndarray]]
@@ -40,33 +40,57 @@ class KernelEngine(Engine):
         self._cell, self._dtype, self._precision = cell, dtype, precision
         self._multi = isinstance(cell, _base.MultiRNNCellBase)
         self._layer_cells: List[Any] = list(cell._cells) if self._multi else [cell]
-        self._hc: List[HC] = []
+        self._batch = int(flatten(state)[0].shape[0])
+        self._stepper: Any = None
+        self._seen: Tuple[Any, ...] = ()
         self.set_state(state)
 
-    def set_state(self, state: Any) -> None:
-        states = self._cell._layer_states(state) if self._multi else [state]
-        hc = []
-        for layer_cell, layer_state in zip(self._layer_cells, states):
-            h, c = layer_cell._split_state(layer_state)
-            hc.append((np.ascontiguousarray(h), None if c is None else np.ascontiguousarray(c)))
-        self._hc = hc
-
-    def _joined(self, copy: bool) -> Any:
-        states = [layer_cell._join_state(h.copy() if copy else h, c.copy() if copy and c is not None else c)
-                  for layer_cell, (h, c) in zip(self._layer_cells, self._hc)]
-        return self._cell._join_layer_states(states) if self._multi else states[0]
-
-    def get_state(self) -> Any:
-        return self._joined(copy=True)
-
-    def advance(self, x: np.ndarray, lengths: Optional[np.ndarray], time_major: bool) -> np.ndarray:
+    def _current(self) -> Any:
+        """The stepper for the cell's weights and the options now (made again when they changed)."""
+        st = self._stepper
+        opts, threads = _options.current(), _threads.get_num_threads()
+        seen = self._seen
+        if st is not None and seen[0] is opts and seen[1] == threads:
+            for c, w in zip(self._layer_cells, seen[2:]):
+                if c._weights is not w:
+                    break
+            else:
+                return st
         layers = _compiled.layers(self._cell)  # cached on the cell; new if its weights were set since
         if layers is None:
             raise RuntimeError(f"{type(self._cell).__name__} no longer runs on the compiled kernels")
-        time, batch = x.shape[:2] if time_major else x.shape[1::-1]
-        run = Run(x, lengths, self._joined(copy=False), self._dtype, time_major, batch, time, self._precision)
-        outputs, final = _compiled.run_sequence(self._cell, layers, run)
-        self.set_state(final)  # only now: a call that raised left the state as it was
-        return outputs
+        new = _compiled.require_kernels().Stepper([layer for _, layer in layers],
+                                                  _compiled.kernel_options(self._precision, self._batch),
+                                                  self._batch)
+        if st is not None:
+            new.set_state(*st.state())
+        self._stepper = new
+        self._seen = (opts, threads, *[c._weights for c in self._layer_cells])
+        return new
 
-    # step(x, out): Engine's, a one-step advance (the place for a path that writes into out)
+    def set_state(self, state: Any) -> None:
+        states = self._cell._layer_states(state) if self._multi else [state]
+        hs, cs = [], []
+        for layer_cell, layer_state in zip(self._layer_cells, states):
+            h, c = layer_cell._split_state(layer_state)
+            hs.append(h)
+            cs.append(c)
+        self._current().set_state(hs, cs)
+
+    def get_state(self) -> Any:
+        hs, cs = self._current().state()  # copies
+        states = [layer_cell._join_state(h, c) for layer_cell, h, c in zip(self._layer_cells, hs, cs)]
+        return self._cell._join_layer_states(states) if self._multi else states[0]
+
+    def step(self, x: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
+        return self._current().step(x, out)  # type: ignore[no-any-return]
+
+    def advance(self, x: np.ndarray, lengths: Optional[np.ndarray], time_major: bool) -> np.ndarray:
+        stepper = self._current()
+        time, batch = x.shape[:2] if time_major else x.shape[1::-1]
+        run = Run(x, lengths, self.get_state(), self._dtype, time_major, batch, time, self._precision)
+        outputs, final = _compiled.run_sequence(self._cell, _compiled.layers(self._cell), run)
+        states = self._cell._layer_states(final) if self._multi else [final]
+        split = [layer_cell._split_state(s) for layer_cell, s in zip(self._layer_cells, states)]
+        stepper.set_state([h for h, _ in split], [c for _, c in split])  # only now: a call that raised changed nothing
+        return outputs

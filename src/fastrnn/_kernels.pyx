@@ -36,6 +36,7 @@ import numpy as np
 cdef extern from "Python.h":
     int PyErr_CheckSignals()  # -1 with the handler's exception (KeyboardInterrupt) set
     object PyErr_Occurred()
+    unsigned long PyThread_get_thread_ident()
 
 # ---- enum values of csrc/fastrnn.h ----------------------------------------------------
 FLOAT32, FLOAT64 = c.FR_FLOAT32, c.FR_FLOAT64
@@ -183,20 +184,19 @@ cdef class Options:
 
 
 # ---- buffers --------------------------------------------------------------------------
-cdef inline bytes _float_format(int dtype):
-    return b"f" if dtype == c.FR_FLOAT32 else b"d"
-
-
 cdef const void *_acquire(Py_buffer *view, object arr, Py_ssize_t count, int dtype, bint writable,
                           str name) except? NULL:
     """Acquire ``arr`` into ``view``: C-contiguous, ``count`` aligned items of the dtype.
     On error the view is released (or was never acquired)."""
     PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (PyBUF_WRITABLE if writable else 0))
-    fmt = (<bytes>view.format).lstrip(b"@=<")
-    expected = _float_format(dtype)
-    size = 4 if dtype == c.FR_FLOAT32 else 8
+    cdef const char *f = view.format
+    cdef char want = b'f' if dtype == c.FR_FLOAT32 else b'd'
+    cdef Py_ssize_t size = 4 if dtype == c.FR_FLOAT32 else 8
+    if f != NULL:
+        while f[0] == b'@' or f[0] == b'=' or f[0] == b'<':  # native / little-endian: both ours on x86-64
+            f += 1
     try:
-        if fmt != expected or view.itemsize != size:
+        if f == NULL or f[0] != want or f[1] != 0 or view.itemsize != size:
             raise TypeError(f"{name}: expected {'float32' if size == 4 else 'float64'} data, "
                             f"got format {view.format!r}")
         if view.len != count * view.itemsize:
@@ -263,7 +263,7 @@ cdef int _poll_signals(void *ctx) noexcept nogil:
     return 0
 
 
-_main_thread = threading.main_thread()
+cdef unsigned long _main_ident = threading.main_thread().ident
 
 
 cdef int _check(int status) except -1:
@@ -297,7 +297,8 @@ cdef class Layer:
     cdef c.fr_layer L
     cdef Py_buffer views[9]
     cdef int nviews
-    cdef dict packed       # resolved fr_isa -> the weights packed by fr_pack_weights
+    cdef dict packed       # (resolved fr_isa, precision, bf16 path) -> the weights packed by fr_pack_weights
+    cdef object last_options, last_packed  # packed_for's last answer
     cdef readonly object arrays
 
     def __cinit__(self):
@@ -405,12 +406,15 @@ cdef class Layer:
     def packed_for(self, Options options):
         """The weights packed for ``options``' instruction set and precision (packed on first use;
         a bfloat16 ``options`` names its path: "auto" packs for the path of a large batch)."""
+        if options is self.last_options:  # (the usual case: every call of a program alike)
+            return self.last_packed
         key = (options.resolved_isa, options.opts.precision, options.opts.bf16_path)
         packed = self.packed.get(key)
         if packed is None:
             packed = np.empty(c.fr_packed_size(&self.L, &options.opts), np.uint8)
             self._pack(options, packed)
             self.packed[key] = packed
+        self.last_options, self.last_packed = options, packed
         return packed
 
     cdef int _pack(self, Options options, object packed) except -1:
@@ -530,7 +534,7 @@ def layer_forward(Layer layer, Options options, x, lengths, h0, c0, bint time_ma
     S.h_final = <void *>bufs.get(h_final, batch * proj, True, "h_final")
     S.c_final = <void *>bufs.get(c_final, batch * units, True, "c_final", not lstm)
 
-    if threading.current_thread() is _main_thread:  # signals reach the main thread only
+    if PyThread_get_thread_ident() == _main_ident:  # signals reach the main thread only
         opts.poll = _poll_signals  # so that Ctrl-C stops a long call within ~10 ms
     work_size = c.fr_workspace_size(&L, &S, &opts)
     if work_size == 0:
@@ -543,6 +547,173 @@ def layer_forward(Layer layer, Options options, x, lengths, h0, c0, bint time_ma
         _give_back(ws, work_size)
     _check(status)
     return out, h_final, c_final
+
+
+cdef class Stepper:
+    """A stack of layers advanced one time step per call on buffers it owns: the streaming path
+    (``fr.Stream.step``).  The state of every layer is held here twice -- the current one and
+    the next -- and every kernel pointer but the input's and the output's is set once, so a
+    step is one GIL-free pass of ``fr_layer_forward`` over the layers with nothing allocated
+    (but the output, when no ``out`` is given).  The next state becomes the current one only
+    when every layer succeeded: a failed step leaves the state as it was.
+
+    ``layers``: the ``Layer`` of each layer, in order (each layer's depth the previous one's
+    proj); ``options``: how it runs; ``batch``: rows (0: steps do nothing).  The state starts
+    at zero.  Not
+    thread-safe: one caller at a time (``fr.Stream`` holds a lock).
+    """
+    cdef c.fr_layer *Ls
+    cdef c.fr_seq *Ss      # [2][n]: the seq of layer i from state parity p at Ss[p * n + i]
+    cdef c.fr_options opts
+    cdef int n, dtype, cur, fail_at
+    cdef readonly Py_ssize_t batch, depth, output_size
+    cdef readonly list layers
+    cdef list held         # packed weights and every owned buffer
+    cdef list h, c_        # [2] lists of per-layer state arrays (c_: None for non-LSTM layers)
+    cdef _Workspace work
+    cdef size_t work_size
+    cdef object np_dtype
+
+    def __cinit__(self):
+        self.Ls = NULL
+        self.Ss = NULL
+        self.n = 0
+        self.fail_at = -1
+
+    def __dealloc__(self):
+        PyMem_RawFree(self.Ls)
+        PyMem_RawFree(self.Ss)
+
+    def __init__(self, list layers, Options options, Py_ssize_t batch):
+        cdef Layer layer
+        cdef int i, p, n = len(layers)
+        cdef size_t ws
+        cdef c.fr_seq *S
+        if n < 1:
+            raise ValueError("layers: expected at least one Layer")
+        if batch < 0:
+            raise ValueError(f"batch: expected a non-negative number of rows, got {batch}")
+        self.Ls = <c.fr_layer *>PyMem_RawMalloc(n * sizeof(c.fr_layer))
+        self.Ss = <c.fr_seq *>PyMem_RawMalloc(2 * n * sizeof(c.fr_seq))
+        if self.Ls == NULL or self.Ss == NULL:
+            raise MemoryError()
+        self.n, self.batch, self.opts, self.cur = n, batch, options.opts, 0
+        self.layers, self.held = list(layers), []
+        first = <Layer?>layers[0]
+        self.dtype, self.depth = first.L.dtype, first.L.depth
+        self.np_dtype = np.float32 if self.dtype == c.FR_FLOAT32 else np.float64
+        self.h, self.c_ = [[], []], [[], []]
+        mids = []
+        for i in range(n):
+            layer = <Layer?>layers[i]
+            if layer.L.dtype != self.dtype:
+                raise ValueError("layers: expected one dtype for every layer")
+            if i and layer.L.depth != (<Layer>layers[i - 1]).L.proj:
+                raise ValueError(f"layers: layer {i}'s depth {layer.L.depth} is not the previous layer's "
+                                 f"output size {(<Layer>layers[i - 1]).L.proj}")
+            self.Ls[i] = layer.L
+            if options.opts.gemm == c.FR_GEMM_PACKED:
+                packed = layer.packed_for(options)
+                self.held.append(packed)
+                self.Ls[i].packed = _raw_pointer(packed)
+                self.Ls[i].packed_size = packed.nbytes
+            lstm = layer.L.cell == c.FR_CELL_LSTM
+            for p in range(2):
+                self.h[p].append(np.zeros((batch, layer.L.proj), self.np_dtype))
+                self.c_[p].append(np.zeros((batch, layer.L.units), self.np_dtype) if lstm else None)
+            mids.append(np.empty((batch, layer.L.proj), self.np_dtype) if i < n - 1 else None)
+        self.output_size = (<Layer>layers[n - 1]).L.proj
+        self.held += [self.h, self.c_, mids]
+        self.work_size = 1
+        for p in range(2):
+            for i in range(n):
+                S = &self.Ss[p * n + i]
+                S.batch, S.time, S.time_major, S.reverse = batch, 1, 1, 0
+                S.lengths = NULL
+                S.x = _data(mids[i - 1]) if i else NULL  # layer 0: the caller's, at each step
+                S.out = _data(mids[i]) if i < n - 1 else NULL  # the last: the caller's
+                S.h0, S.h_final = _data(self.h[p][i]), _data(self.h[1 - p][i])
+                S.c0 = _data(self.c_[p][i]) if self.c_[p][i] is not None else NULL
+                S.c_final = _data(self.c_[1 - p][i]) if self.c_[p][i] is not None else NULL
+                if i == 0 or i == n - 1:  # placeholders, for sizing only
+                    S.x = S.x if i else S.h0
+                    S.out = S.out if i < n - 1 else S.h_final
+                if batch == 0:  # nothing to run (the kernels return at once)
+                    continue
+                ws = c.fr_workspace_size(&self.Ls[i], S, &self.opts)
+                if ws == 0:
+                    _check(c.FR_ERR_ARG)
+                self.work_size = max(self.work_size, ws)
+        self.work = _Workspace(self.work_size)
+
+    def step(self, x, out=None):
+        """Advance one step from ``x`` (C-contiguous ``[batch, depth]`` of the layers' dtype);
+        the last layer's output written to ``out`` (C-contiguous ``[batch, output_size]``, not
+        ``x``) or to a new array, which is returned."""
+        cdef Py_buffer xv, ov
+        cdef int i, status = c.FR_OK
+        cdef c.fr_seq *S = &self.Ss[self.cur * self.n]
+        _acquire(&xv, x, self.batch * self.depth, self.dtype, False, "x")
+        try:
+            if out is None:
+                out = np.empty((self.batch, self.output_size), self.np_dtype)
+            _acquire(&ov, out, self.batch * self.output_size, self.dtype, True, "out")
+            try:
+                if (ov.len and xv.len and <char *>ov.buf < <char *>xv.buf + xv.len
+                        and <char *>xv.buf < <char *>ov.buf + ov.len):
+                    raise ValueError("out: shares memory with x; the output cannot overwrite the input it is "
+                                     "computed from")
+                S[0].x = xv.buf
+                S[self.n - 1].out = ov.buf
+                with nogil:
+                    for i in range(self.n if self.batch else 0):
+                        status = c.fr_layer_forward(&self.Ls[i], &S[i], &self.opts, self.work.ptr, self.work_size)
+                        if i == self.fail_at:
+                            status = c.FR_ERR_ARG
+                        if status != c.FR_OK:
+                            break
+            finally:
+                PyBuffer_Release(&ov)
+        finally:
+            PyBuffer_Release(&xv)
+        _check(status)
+        self.cur ^= 1  # every layer succeeded: the next state is the state
+        return out
+
+    def _fail_at_layer(self, int i):
+        """(Tests) make every later step fail after running layer ``i`` (-1: none)."""
+        self.fail_at = i
+
+    def state(self):
+        """``(hs, cs)``: copies of each layer's ``h`` and ``c`` (None for non-LSTM layers)."""
+        return ([h.copy() for h in self.h[self.cur]],
+                [None if c_ is None else c_.copy() for c_ in self.c_[self.cur]])
+
+    def set_state(self, list hs, list cs):
+        """Take each layer's ``h`` ``[batch, proj]`` and ``c`` ``[batch, units]`` (LSTM; None
+        for the others): copied in."""
+        cdef int i
+        if len(hs) != self.n or len(cs) != self.n:
+            raise ValueError(f"hs, cs: expected {self.n} layers")
+        for i in range(self.n):  # all checked before any is copied
+            if np.shape(hs[i]) != self.h[self.cur][i].shape:
+                raise ValueError(f"hs[{i}]: expected shape {self.h[self.cur][i].shape}, got {np.shape(hs[i])}")
+            if (cs[i] is None) != (self.c_[self.cur][i] is None) or (
+                    cs[i] is not None and np.shape(cs[i]) != self.c_[self.cur][i].shape):
+                raise ValueError(f"cs[{i}]: does not match layer {i}'s cell state")
+        for i in range(self.n):
+            np.copyto(self.h[self.cur][i], hs[i], casting="same_kind")
+            if cs[i] is not None:
+                np.copyto(self.c_[self.cur][i], cs[i], casting="same_kind")
+
+
+cdef void *_data(object arr) except NULL:
+    """The data of an array this module allocated (C-contiguous, owned, alive as long as it)."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
+    cdef void *p = view.buf
+    PyBuffer_Release(&view)
+    return p
 
 
 cdef const void *_raw_pointer(object packed) except NULL:

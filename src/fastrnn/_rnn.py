@@ -30,7 +30,7 @@ def run(cell: Any, run: Run, reverse: bool = False) -> Tuple[np.ndarray, Any]:
     return _compiled.run_sequence(cell, cell_layers, run, reverse)
 
 
-_drivers = Drivers(run, "fastrnn")
+_drivers = Drivers(run, "fastrnn", _compiled.exact_sequence)
 dynamic_rnn = _drivers.dynamic_rnn
 static_rnn = _drivers.static_rnn
 bidirectional_dynamic_rnn = _drivers.bidirectional_dynamic_rnn

@@ -149,6 +149,7 @@ class StreamBase:
         self._output_size = _v.output_size(cell)
         self._lock = threading.Lock()
         self._engine: Optional[Engine] = None
+        self._out_checked: Optional[np.ndarray] = None  # the out array step() last checked in full
         self._depth: Optional[int] = None
         self._step_key: Optional[Tuple[Tuple[int, ...], np.dtype]] = None  # what step() last checked in full
         depth = _built_depth(cell)
@@ -215,10 +216,17 @@ class StreamBase:
         """
         with self._lock:
             x = self._step_input(x_t)
-            if out is not None:
-                self._check_out(out, x)
+            if out is not None and out is not self._out_checked:
+                self._check_out(out, x)  # in full for each new out array; then the engine's checks
+                self._out_checked = out  # (dtype, size, layout, writable, overlap with x) guard it
             assert self._engine is not None  # started by _step_input
-            return self._engine.step(x, out)
+            try:
+                return self._engine.step(x, out)
+            except (TypeError, ValueError, BufferError):
+                if out is not None:  # the out array changed since it was checked: say how, as the first time
+                    self._out_checked = None
+                    self._check_out(out, x)
+                raise
 
     def run(self, x_chunk: ArrayLike, sequence_length: Optional[ArrayLike] = None) -> np.ndarray:
         """Feed a chunk of time steps; the state is carried on to the next call.
@@ -276,8 +284,11 @@ class StreamBase:
             raise ValueError(f"{name}: expected depth {self._depth} (the depth of this stream's inputs), got {depth}")
 
     def _step_input(self, x_t: Any) -> np.ndarray:
-        if type(x_t) is np.ndarray and self._step_key is not None and (x_t.shape, x_t.dtype) == self._step_key:
-            return _v.c_array(x_t, self._dtype)  # checked in full before
+        if type(x_t) is np.ndarray and (x_t.shape, x_t.dtype) == self._step_key:  # checked in full before
+            flags = x_t.flags
+            if flags.c_contiguous and flags.aligned and x_t.dtype == self._dtype:
+                return x_t
+            return _v.c_array(x_t, self._dtype)
         x = _v.step_inputs(x_t, None, "x_t", self._dtype)
         if x.shape[0] != self._batch:
             raise ValueError(f"x_t: expected {self._batch} rows (the stream's batch_size) in [batch, depth], "

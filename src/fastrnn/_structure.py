@@ -69,5 +69,13 @@ def pack_as(structure: Any, flat: List[Any]) -> Any:
 
 def map_structure(fn: Callable[..., Any], structure: Any, *others: Any) -> Any:
     """Apply ``fn`` leaf-wise over ``structure`` and same-shaped ``others``."""
+    if not others:  # (every zero state: one pass, no flattening)
+        return _map_one(fn, structure)
     leaves = [flatten(structure)] + [flatten(o) for o in others]
     return pack_as(structure, [fn(*args) for args in zip(*leaves)])
+
+
+def _map_one(fn: Callable[[Any], Any], s: Any) -> Any:
+    if is_sequence(s):
+        return _rebuild(s, [_map_one(fn, item) for item in s])
+    return fn(s)

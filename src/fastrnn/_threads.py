@@ -34,10 +34,16 @@ def set_num_threads(n: int) -> None:
     _requested = int(n)
 
 
+_online = 0  # the online CPUs, once known
+
+
 def get_num_threads() -> int:
     """The number of threads one kernel call may use (see :func:`set_num_threads`)."""
+    global _online
     n = _requested or _options.ENV_THREADS
     if not n:
-        from . import _compiled
-        n = _compiled.require_kernels().online_cpus()
+        if not _online:  # asked once: every call reads the thread count
+            from . import _compiled
+            _online = int(_compiled.require_kernels().online_cpus())
+        n = _online
     return min(int(n), MAX_THREADS)

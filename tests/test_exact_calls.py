@@ -1,0 +1,125 @@
+"""The shortcut of calls whose arguments need no checking or conversion (``cell(x, state)`` and
+``dynamic_rnn(cell, x)`` with exact arrays: ``fastrnn._compiled.exact_step/exact_sequence``) gives
+the bits of the validated path, is taken exactly when it may be, and every near miss -- another
+layout, dtype, structure or shape -- goes the validated way, with its conversions and its errors.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import _compiled
+from fastrnn._structure import LSTMStateTuple, flatten
+
+from helpers import CONFIGS, DTYPES, assert_identical, make_pair, misaligned, random_state
+
+EXACT = ["rnn_relu", "gru_tanh", "gru_reset_after", "basic_lstm", "lstm_proj_clip_all", "multi"]
+FLAT = ["basic_lstm_fb_flat", "lstm_proj_flat", "multi_flat"]  # concatenated states: validated path
+
+
+@pytest.fixture
+def taken(monkeypatch):
+    """How many calls took the shortcut."""
+    count = []
+    real = _compiled._run_exact
+
+    def spy(*args, **kwargs):
+        count.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_compiled, "_run_exact", spy)
+    return count
+
+
+def validated(monkeypatch, fn):
+    """``fn()`` with the shortcut turned off."""
+    with monkeypatch.context() as m:
+        m.setattr(_compiled, "exact_step", lambda *a: None)
+        m.setattr(fastrnn._rnn._drivers, "_exact", None)
+        return fn()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", EXACT + FLAT)
+def test_a_step_gives_the_validated_bits(spec, dtype, rng, taken, monkeypatch):
+    cell, _ = make_pair(CONFIGS[spec], 7, dtype, rng)
+    x = rng.standard_normal((5, 7)).astype(dtype)
+    state = random_state(cell, 5, dtype, rng)
+    got = cell(x, state)
+    assert len(taken) == (spec in EXACT), "the shortcut is taken exactly for tuple states of exact arrays"
+    assert_identical(got, validated(monkeypatch, lambda: cell(x, state)), spec)
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", EXACT + FLAT)
+def test_a_sequence_gives_the_validated_bits(spec, dtype, time_major, rng, taken, monkeypatch):
+    cell, _ = make_pair(CONFIGS[spec], 7, dtype, rng)
+    x = rng.standard_normal((9, 5, 7) if time_major else (5, 9, 7)).astype(dtype)
+    got = fastrnn.dynamic_rnn(cell, x, time_major=time_major)
+    assert len(taken) == 1  # the zero state is exact whatever its structure
+    assert_identical(got, validated(monkeypatch, lambda: fastrnn.dynamic_rnn(cell, x, time_major=time_major)), spec)
+
+
+def near_misses(x, state):
+    """Arguments that are valid but not exact, each with what makes it so."""
+    c, h = state
+    yield "Fortran-ordered inputs", np.asfortranarray(x), state
+    yield "strided inputs", np.repeat(x, 2, axis=1)[:, ::2], state
+    yield "misaligned inputs", misaligned(x), state
+    yield "float64 inputs to a float32 cell", x.astype(np.float64), state
+    yield "integer inputs", np.rint(x * 3).astype(np.int64), state
+    yield "a list for the state", x, [c, h]
+    yield "a plain tuple for the state", x, (c, h)
+    yield "a float64 state", x, LSTMStateTuple(c.astype(np.float64), h.astype(np.float64))
+    yield "a strided state", x, LSTMStateTuple(np.repeat(c, 2, axis=1)[:, ::2], h)
+    yield "a nested list input", x.tolist(), state
+
+
+def test_near_misses_take_the_validated_path(rng, taken, monkeypatch):
+    cell, _ = make_pair(CONFIGS["lstm_proj_clip_all"], 6, np.float32, rng)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    state = random_state(cell, 4, np.float32, rng)
+    for what, xi, st in near_misses(x, state):
+        got = cell(xi, st)
+        assert not taken, what
+        assert_identical(got, validated(monkeypatch, lambda: cell(xi, st)), what)
+    seq = rng.standard_normal((4, 3, 6)).astype(np.float32)
+    for what, xi in [("Fortran-ordered", np.asfortranarray(seq)), ("misaligned", misaligned(seq)),
+                     ("a view", seq[:, ::-1])]:
+        got = fastrnn.dynamic_rnn(cell, xi)
+        assert not taken, what
+        assert_identical(got, validated(monkeypatch, lambda: fastrnn.dynamic_rnn(cell, xi)), what)
+
+
+def test_bad_arguments_get_the_validated_errors(rng, taken):
+    cell, _ = make_pair(CONFIGS["basic_lstm"], 6, np.float32, rng)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    state = random_state(cell, 4, np.float32, rng)
+    with pytest.raises(ValueError, match="inputs"):
+        cell(x[:, :5].copy(), state)  # another depth
+    with pytest.raises(ValueError, match="state"):
+        cell(x, LSTMStateTuple(state.c[:3].copy(), state.h))  # rows differ
+    with pytest.raises(ValueError, match="state"):
+        cell(x, LSTMStateTuple(state.c, state.h[:, :2].copy()))  # width differs
+    with pytest.raises(ValueError, match="state: expected a state with the structure"):
+        cell(x, None)
+    with pytest.raises(ValueError, match="inputs"):
+        fastrnn.dynamic_rnn(cell, rng.standard_normal((4, 3, 5)).astype(np.float32))
+    with pytest.raises(TypeError, match="dtype float64 does not match"):
+        fastrnn.dynamic_rnn(cell, rng.standard_normal((4, 3, 6)))  # float64 to float32 weights, no dtype=
+    with pytest.raises(TypeError, match="time_major"):
+        fastrnn.dynamic_rnn(cell, rng.standard_normal((4, 3, 6)).astype(np.float32), time_major="yes")
+    assert not taken
+
+
+def test_the_callers_arrays_are_left_alone(rng):
+    cell, _ = make_pair(CONFIGS["multi"], 6, np.float32, rng)
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    state = random_state(cell, 3, np.float32, rng)
+    copies = [a.copy() for a in flatten(state)] + [x.copy()]
+    out, new = cell(x, state)
+    for a, b in zip(flatten(state) + [x], copies):
+        assert np.array_equal(a, b)
+    assert not any(np.shares_memory(a, b) for a in flatten(new) + [out] for b in flatten(state) + [x])
