@@ -21,7 +21,7 @@ from typing import Any, Dict, List
 
 from fastrnn.bench import CASES, THREADS, Machine, probe
 
-PEERS = ("torch", "torch_packed", "onnxruntime", "torch_bf16")
+PEERS = ("torch", "torch_packed", "onnxruntime")  # for *_bf16 cases "torch" is its bfloat16 module
 LIMIT_SHARE = 0.90
 # Speedup over the fastest peer each case must reach (issue 11; bfloat16: issue 16, vs PyTorch bf16).
 TARGETS = {"lstm_b1_h128": 2.0, "lstm_b16_h256": 1.2, "lstm_b64_h512": 1.2, "lstm_b256_h512": 1.2,

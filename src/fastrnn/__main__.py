@@ -72,8 +72,9 @@ def timing(args: argparse.Namespace, out: Any = None) -> None:
     (what ``bench/`` measures in full)."""
     out = out or sys.stdout
     case = bench.Case("main", args.cell, args.batch, args.time, args.units, dtype=args.dtype)
-    candidates = [("fastrnn (compiled)", bench.fastrnn_runner(case)),
-                  ("fastrnn.reference (NumPy)", bench.reference_runner(case))]
+    reference = bench.reference_runner(case)
+    assert reference is not None  # (None for bfloat16 cases only)
+    candidates = [("fastrnn (compiled)", bench.fastrnn_runner(case)), ("fastrnn.reference (NumPy)", reference)]
     # (name, its thread pool, runner): a peer that is not installed, or cannot run this case, has no runner
     peers = [(f"PyTorch {_version('torch')}", "PyTorch intra-op", bench.torch_runner(case, threads=args.threads)),
              (f"ONNX Runtime {_version('onnxruntime')}", "ONNX Runtime",

@@ -89,7 +89,8 @@ class KernelEngine(Engine):
         stepper = self._current()
         time, batch = x.shape[:2] if time_major else x.shape[1::-1]
         run = Run(x, lengths, self.get_state(), self._dtype, time_major, batch, time, self._precision)
-        outputs, final = _compiled.run_sequence(self._cell, _compiled.layers(self._cell), run)
+        outputs, final = _compiled.run_sequence(self._cell, [(c, layer) for c, layer in zip(self._layer_cells,
+                                                                                       stepper.layers)], run)
         states = self._cell._layer_states(final) if self._multi else [final]
         split = [layer_cell._split_state(s) for layer_cell, s in zip(self._layer_cells, states)]
         stepper.set_state([h for h, _ in split], [c for _, c in split])  # only now: a call that raised changed nothing

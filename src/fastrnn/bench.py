@@ -69,6 +69,12 @@ CASES = {c.name: c for c in [
     Case("bilstm_b16_h256", "lstm", 16, 100, 256, bidirectional=True),
     Case("lstm2x_b16_h256", "lstm", 16, 100, 256, layers=2),
     Case("lstm_f64_b16", "lstm", 16, 100, 256, dtype="float64"),
+    # precision="bfloat16" against PyTorch's module in bfloat16 (bfloat16 inputs); float32 arrays
+    Case("lstm_b1_h128_bf16", "lstm", 1, 100, 128, precision="bfloat16"),
+    Case("lstm_b16_h256_bf16", "lstm", 16, 100, 256, precision="bfloat16"),
+    Case("lstm_b64_h512_bf16", "lstm", 64, 50, 512, precision="bfloat16"),
+    Case("lstm_b256_h512_bf16", "lstm", 256, 50, 512, precision="bfloat16"),
+    Case("gru_b16_h256_bf16", "gru", 16, 100, 256, precision="bfloat16"),
 ]}
 
 
@@ -90,14 +96,17 @@ def fastrnn_runner(case: Case, module: Any = None) -> Runner:
         import fastrnn as module
     x, lengths = case.inputs(), case.lengths()
     fw = _fastrnn_cell(module, case, 0)
+    kw = {} if case.precision is None else {"precision": case.precision}
     if case.bidirectional:
         bw = _fastrnn_cell(module, case, 1)
-        return lambda: module.bidirectional_dynamic_rnn(fw, bw, x, sequence_length=lengths)
-    return lambda: module.dynamic_rnn(fw, x, sequence_length=lengths)
+        return lambda: module.bidirectional_dynamic_rnn(fw, bw, x, sequence_length=lengths, **kw)
+    return lambda: module.dynamic_rnn(fw, x, sequence_length=lengths, **kw)
 
 
-def reference_runner(case: Case) -> Runner:
+def reference_runner(case: Case) -> Optional[Runner]:
     import fastrnn.reference as ref
+    if case.precision is not None:
+        return None  # its bfloat16 emulation rounds in NumPy: no measure of anything
     return fastrnn_runner(case, ref)
 
 
@@ -108,6 +117,8 @@ def _torch(case: Case, threads: int) -> Any:
     except ImportError:
         return None
     torch.set_num_threads(threads)
+    if case.precision == "bfloat16":  # the module and its inputs in bfloat16, as PyTorch users run it
+        return torch, torch.bfloat16
     return torch, (torch.float64 if case.dtype == "float64" else torch.float32)
 
 
@@ -119,7 +130,7 @@ def torch_runner(case: Case, packed: bool = False, threads: int = THREADS) -> Op
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[case.cell]
     net = cls(case.units, case.units, num_layers=case.layers, bidirectional=case.bidirectional,
               batch_first=True).to(dtype).eval()
-    x = torch.from_numpy(case.inputs())
+    x = torch.from_numpy(case.inputs()).to(dtype)
     lengths = case.lengths()
     if not packed:
         def run() -> Any:
@@ -180,7 +191,7 @@ def onnxruntime_runner(case: Case, threads: int = THREADS) -> Optional[Runner]:
     if ort is None:
         return None
     from onnx import TensorProto, helper, numpy_helper  # type: ignore[import-not-found, unused-ignore]
-    if case.dtype != "float32":
+    if case.dtype != "float32" or case.precision is not None:
         return None  # ONNX Runtime's CPU RNN kernels are float32 only ("does not support double yet")
     rng = np.random.default_rng(0)
     n, dirs = case.units, (2 if case.bidirectional else 1)
