@@ -5,7 +5,7 @@
  * -----------
  * What: two functions per dtype (bodies in fr_gemm_impl.h, instantiated
  * here for float/f32 and double/f64 from the one template), the GEMM paths
- * that are not fastrnn's packed GEMM (fr_pgemm_impl.h): cross-checks selected
+ * that are not fastrnn's packed GEMM (fr_tile_impl.h): cross-checks selected
  * by fr_options.gemm (FR_GEMM_BLAS, FR_GEMM_PORTABLE) and the C tests' ground
  * truth.
  *

@@ -4,10 +4,10 @@
  *
  * Template bodies are instantiated once per dtype from ONE source:
  *   fr_gemm_impl.h     (included twice by fr_gemm.c)
- *   fr_pgemm_impl.h, fr_cells_impl.h, fr_step_impl.h  (included twice by
- *                      fr_forward_body.h, which fr_forward_generic.c / _avx2.c /
- *                      _avx512.c compile once per instruction set; fr_kernels.c
- *                      dispatches)
+ *   fr_tile_impl.h, fr_vmath_impl.h, fr_cells_impl.h, fr_step_impl.h  (included
+ *                      twice by fr_forward_body.h, which fr_forward_generic.c /
+ *                      _avx2.c / _avx512.c compile once per instruction set;
+ *                      fr_kernels.c dispatches)
  * Before each inclusion the includer defines
  *   FR_T    the element type (float | double)
  *   FR_SFX  the name suffix  (f32   | f64)
@@ -22,8 +22,9 @@
  *                            when the table/entry is NULL), by operand swap:
  *                            row-major C = A*B is column-major C^T = B^T*A^T,
  *                            i.e. gemm('N','N', N, M, K, B, ldb, A, lda, C, ldc).
- *   fr_pgemm (fr_pgemm_impl.h, per ISA)  fastrnn's packed SIMD GEMM: B packed
- *                            once per layer call, register-tiled micro-kernel.
+ *   fr_tile (fr_tile_impl.h, per ISA)  fastrnn's packed SIMD GEMM: weights packed
+ *                            once per cell and ISA in gate-interleaved panels,
+ *                            register tiles (fr_bf16.c: the bfloat16 tiles).
  * Every product of a layer goes through fr_product in fr_step_impl.h, which
  * picks the packed GEMM, the BLAS table or the portable GEMM by fr_options.gemm.
  * All functions below accept m/n/k == 0 (no-op, or C = beta*C when k == 0).
@@ -172,7 +173,7 @@ typedef struct fr_pack_header {
 } fr_pack_header;
 
 /* ---- the forward body, compiled once per instruction set ----
- * fr_forward_body.h instantiates fr_kernels_impl.h for float and double in
+ * fr_forward_body.h instantiates the templates for float and double in
  * fr_forward_generic.c (baseline flags), fr_forward_avx2.c (-mavx2 -mfma) and
  * fr_forward_avx512.c (-mavx512f ...); CMake defines FR_BUILD_AVX2 /
  * FR_BUILD_AVX512 when the compiler supports those flags. */

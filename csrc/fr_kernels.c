@@ -8,15 +8,17 @@
  * LSTMCell / BasicLSTMCell incl. peepholes, cell clip, projection and
  * projection clip, GRUCell) run over a whole batch of sequences with
  * tf.nn.dynamic_rnn semantics (per-row lengths, zero outputs and frozen state
- * past a row's length, optional per-row reversal).  The equations are written
- * out in fr_kernels_impl.h, which holds the kernel body once and is included
- * twice below (float -> *_f32, double -> *_f64), so the two dtypes cannot drift.
+ * past a row's length, optional per-row reversal).  The kernel body is written
+ * once (the templates below) and instantiated per dtype (float -> *_f32, double
+ * -> *_f64) and per instruction set, so the variants cannot drift.
  *
  * How (the point of the package):
  * Where: fr_cells_impl.h holds each cell's pointwise math (fr_lstm_row,
- * fr_gru_gates_row, fr_rnn_row, ...), fr_step_impl.h the step driver (sort,
- * input projection, the time loop, thread schedules), fr_pgemm_impl.h the
- * packed GEMM; this file validates, plans the workspace and dispatches.
+ * fr_gru_gates_row, fr_rnn_row, ...), fr_vmath_impl.h their vector exp / sigmoid /
+ * tanh, fr_step_impl.h the step driver (sort, input projection, the time loop,
+ * thread schedules), fr_tile_impl.h the packed GEMM (gate-interleaved panels,
+ * register tiles), fr_bf16.c the bfloat16 packing and tiles; this file
+ * validates, plans the workspace, makes the per-CPU choices and dispatches.
  *
  *   1. Rows are counting-sorted by length, descending and stable, and the
  *      state lives in the workspace in that order.  At step t the rows still
@@ -35,12 +37,13 @@
  *      arithmetic, and no [rows, G*units] xproj is written and read back.
  *      Either way every product reads ONE packed copy of the kernel (rows
  *      [0, depth) for x, [depth, depth+proj) for h, or all of them).
- *   3. Per step: the product gates[nact, G*units], then one fused pointwise
- *      pass per active row that adds the bias (and the xproj row), applies
- *      peepholes, activations and clipping, updates the state in place and
- *      writes the output row.  A projected LSTM adds one GEMM on the prefix
- *      (m * P) + clip + output write; a GRU needs its second product
- *      (r .* h) * Wc_h between two pointwise passes.
+ *   3. Per step: register tiles of the product over the active prefix, each
+ *      followed at once by the cell's update of the units it holds (bias, the
+ *      xproj row, peepholes, activations, clipping, the state written to the
+ *      next buffer, the output row): all gates of a block of units sit side by
+ *      side in one panel, so no [nact, G*units] product is stored.  A projected
+ *      LSTM adds a product m * P (+ clip + output); a TF1 GRU its second
+ *      product (r .* h) * Wc_h after the gates of every unit are known.
  *   4. Output rows past a row's length are zeroed, the final state is
  *      scattered back to the caller's row order.
  * Nothing is allocated: everything lives in the caller's workspace, whose
@@ -61,14 +64,13 @@
  *     h, h2  T[batch, hld]              recurrent state, sorted order, double-
  *                                       buffered; fused mode: rows [x_t | h]
  *     c      T[batch, units]            LSTM cell state, sorted order (LSTM only)
- *     zbuf   T[batch, G*units]          the per-step product (G = 1, 4, 2)
+ *     ubuf   T[batch, units]            TF1 GRU: the update gate, until the candidate
  *     mbuf   T[batch, units]            unprojected LSTM output (projected LSTM only)
- *     rh     T[batch, units]            GRU r .* h (GRU only; reset-after, fused:
- *                                       x * Wc_x)
- *     cand   T[batch, units]            GRU (r .* h) * Wc_h (GRU only; reset-after:
- *                                       h * Wc_h)
+ *     rh     T[batch, rld]              TF1 GRU: r .* h, the candidate product's rows
+ *     ab, ab2, rb, mb, xb               bfloat16 only: the products' operand rows,
+ *                                       rounded (VNNI pairs / AMX tiles)
  *     packed the weight matrices packed  when the layer brings none packed by
- *                                       fr_pack_weights for this ISA
+ *                                       fr_pack_weights for this ISA and path
  * T is float or double per layer->dtype.  Absent buffers take 0 bytes.
  *
  * Validation is cheap and about memory safety only (shapes are the caller's
