@@ -26,10 +26,10 @@
 
 #if FR_F64
 typedef int64_t FR_FN(fr_ivec) __attribute__((vector_size(FR_VBYTES)));
-#define FR_SIGN_MASK ((int64_t)1 << 63)
+#define FR_SIGN_MASK INT64_MIN
 #else
 typedef int32_t FR_FN(fr_ivec) __attribute__((vector_size(FR_VBYTES)));
-#define FR_SIGN_MASK ((int32_t)1 << 31)
+#define FR_SIGN_MASK INT32_MIN
 #endif
 
 #define FR_VEC FR_FN(fr_vec)
