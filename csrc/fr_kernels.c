@@ -315,7 +315,7 @@ static int fr_fused_mode(const fr_layer *L, const fr_seq *S, const fr_options *O
  * L3 at every step, which pays only while its rows' arithmetic hides the transfer:
  * rows per thread >= bytes per element * FMA peak / (2 * L3 bandwidth).  Measured:
  *   Intel Xeon (Sapphire Rapids class): 247 GFLOP/s f32 per core, L3 29 GB/s per core
- *     (L2 187 GB/s): >= 17 rows, so 24 with margin (KERNELS.md: batch 16 x 256 units
+ *     (L2 187 GB/s): >= 17 rows, so 24 with margin (measured there: batch 16 x 256 units
  *     ran 6.32 ms rows vs 5.55 ms columns; batch 256 x 512 171 vs 178 ms);
  *   AMD EPYC (Zen 4): 117 GFLOP/s f32 per core, L3 95 GB/s per core (L2 111 GB/s,
  *     csrc/tests/test_probe): >= 2.5 rows, so 4.

@@ -3,7 +3,7 @@
  *
  * Every benchmark of fastrnn is read as a share of what the core can do at best, so
  * that a kernel tuned on one CPU is judged fairly on another: x86 server cores differ
- * by 2x in FMA width (KERNELS.md).  The numbers, and why each is measured this way:
+ * by 2x in FMA width (the project's kernel notes).  The numbers, and why each is measured this way:
  *
  * FMA peak (fr_probe_fma_peak): 12 independent chains acc = acc * m + c, each held
  *   in its own register, in one inline-asm loop that holds nothing else but the loop
@@ -20,7 +20,7 @@
  *     Zen 4: two 256-bit FMA pipes; a zmm FMA takes both, so 1 zmm or 2 ymm FMA a
  *       cycle = 32 flops: AVX-512 is no faster than AVX2 here.
  *     Sapphire Rapids: two 512-bit FMA ports: 2 zmm FMA = 64 flops a cycle, twice
- *       its AVX2 rate (measured 247 GFLOP/s, KERNELS.md).
+ *       its AVX2 rate (measured there: 247 GFLOP/s per core).
  *   (Measured on the project's Zen 4 VM: 117 GFLOP/s f32 with zmm and with ymm at
  *   3.66 GHz, i.e. 32 flops a cycle; vdpbf16ps 234, twice that.)
  *   "generic" is the x86-64 baseline the generic kernels are built for: SSE2 has no
