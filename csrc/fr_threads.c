@@ -97,13 +97,16 @@ static struct {
 } fr_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
              0, 0, 0, 0, NULL, NULL, 1};
 
-/* Cores shared between concurrent calls (fr_tokens_take). */
+/* Cores shared between concurrent calls (fr_tokens_take).  Taking and giving back are one
+ * atomic update while cores are free (small calls from several threads meet at no lock);
+ * the mutex and condition are for calls that must wait. */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int free;  /* cores no call holds (negative while a lone call asked for more) */
-    int total; /* fr_online_cpus(), 0 before first use */
-} fr_tokens = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    int free;    /* atomic: cores no call holds (negative while a lone call asked for more) */
+    int total;   /* atomic: fr_online_cpus(), 0 before first use */
+    int waiters; /* atomic: calls waiting for a core */
+} fr_tokens = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
 
 static pthread_once_t fr_atfork_once = PTHREAD_ONCE_INIT;
 
@@ -111,7 +114,7 @@ static void fr_pool_child_reset(void)
 {
     pthread_mutex_init(&fr_tokens.mu, NULL);
     pthread_cond_init(&fr_tokens.cv, NULL);
-    fr_tokens.free = fr_tokens.total = 0; /* no call runs in the child */
+    fr_tokens.free = fr_tokens.total = fr_tokens.waiters = 0; /* no call runs in the child */
     pthread_mutex_init(&fr_pool.busy, NULL);
     pthread_mutex_init(&fr_pool.mu, NULL);
     pthread_cond_init(&fr_pool.cv, NULL);
@@ -204,50 +207,83 @@ int fr_cancel_check(fr_cancel *c, int tid)
 
 /* Take up to `want` cores: all of them when no other call holds any, else as many as
  * are free, waiting for one when none is; -1 when cancelled while waiting. */
+/* k cores out of `free` (of `total`) for a call asking `want`: alone, all it asks for; after
+ * waiting (calls are contending) at most half the cores, so that two callers settle into
+ * running side by side -- each call on its own cores, with fewer meeting points -- instead of
+ * taking turns on all of them. */
+static int fr_tokens_share(int want, int free, int total, int waited)
+{
+    int k = free == total && !waited ? want : want < free ? want : free;
+    if (waited && k > total / 2)
+        k = total / 2 > 1 ? total / 2 : 1;
+    return k;
+}
+
 static int fr_tokens_take(int want, fr_cancel *cancel)
 {
-    int k, waited = 0;
-    pthread_mutex_lock(&fr_tokens.mu);
-    if (fr_tokens.total == 0)
-        fr_tokens.free = fr_tokens.total = fr_online_cpus();
-    while (fr_tokens.free <= 0) {
-        waited = 1;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 2000000; /* 2 ms: poll the cancellation between waits */
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec += 1;
-            until.tv_nsec -= 1000000000L;
+    int k, f, total = __atomic_load_n(&fr_tokens.total, __ATOMIC_ACQUIRE);
+    if (total == 0) {
+        pthread_mutex_lock(&fr_tokens.mu);
+        if (fr_tokens.total == 0) {
+            __atomic_store_n(&fr_tokens.free, fr_online_cpus(), __ATOMIC_SEQ_CST);
+            __atomic_store_n(&fr_tokens.total, fr_tokens.free, __ATOMIC_SEQ_CST);
         }
-        pthread_cond_timedwait(&fr_tokens.cv, &fr_tokens.mu, &until);
-        if (fr_tokens.free <= 0 && cancel && cancel->poll) {
+        total = fr_tokens.total;
+        pthread_mutex_unlock(&fr_tokens.mu);
+    }
+    f = __atomic_load_n(&fr_tokens.free, __ATOMIC_SEQ_CST);
+    while (f > 0) { /* a core is free: no lock */
+        k = fr_tokens_share(want, f, total, 0);
+        if (__atomic_compare_exchange_n(&fr_tokens.free, &f, f - k, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            return k;
+    }
+    pthread_mutex_lock(&fr_tokens.mu);
+    __atomic_add_fetch(&fr_tokens.waiters, 1, __ATOMIC_SEQ_CST); /* before looking again: see fr_tokens_give */
+    for (;;) {
+        f = __atomic_load_n(&fr_tokens.free, __ATOMIC_SEQ_CST);
+        if (f > 0) {
+            k = fr_tokens_share(want, f, total, 1);
+            if (__atomic_compare_exchange_n(&fr_tokens.free, &f, f - k, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                break;
+            continue;
+        }
+        {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 2000000; /* 2 ms: poll the cancellation between waits */
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec += 1;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&fr_tokens.cv, &fr_tokens.mu, &until);
+        }
+        if (__atomic_load_n(&fr_tokens.free, __ATOMIC_SEQ_CST) <= 0 && cancel && cancel->poll) {
             int stop;
             pthread_mutex_unlock(&fr_tokens.mu);
             stop = fr_cancel_check(cancel, 0);
             pthread_mutex_lock(&fr_tokens.mu);
             if (stop) {
-                pthread_mutex_unlock(&fr_tokens.mu);
-                return -1;
+                k = -1;
+                break;
             }
         }
     }
-    /* alone: all it asks for; after waiting (calls are contending) at most half the cores, so that
-     * two callers settle into running side by side -- each call on its own cores, with fewer
-     * meeting points -- instead of taking turns on all of them */
-    k = fr_tokens.free == fr_tokens.total && !waited ? want : want < fr_tokens.free ? want : fr_tokens.free;
-    if (waited && k > fr_tokens.total / 2)
-        k = fr_tokens.total / 2 > 1 ? fr_tokens.total / 2 : 1;
-    fr_tokens.free -= k;
+    __atomic_sub_fetch(&fr_tokens.waiters, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&fr_tokens.mu);
     return k;
 }
 
 static void fr_tokens_give(int k)
 {
-    pthread_mutex_lock(&fr_tokens.mu);
-    fr_tokens.free += k;
-    pthread_cond_broadcast(&fr_tokens.cv);
-    pthread_mutex_unlock(&fr_tokens.mu);
+    __atomic_add_fetch(&fr_tokens.free, k, __ATOMIC_SEQ_CST);
+    /* A waiter counts itself, then looks at `free`, then sleeps, all under the mutex; seen in
+     * that order (sequentially consistent), either it saw the cores given here or this sees
+     * it counted, and the broadcast (under the mutex) comes after it sleeps. */
+    if (__atomic_load_n(&fr_tokens.waiters, __ATOMIC_SEQ_CST) > 0) {
+        pthread_mutex_lock(&fr_tokens.mu);
+        pthread_cond_broadcast(&fr_tokens.cv);
+        pthread_mutex_unlock(&fr_tokens.mu);
+    }
 }
 
 int fr_parallel_run(fr_task_fn fn, fr_prepare_fn prepare, void *arg, int nthreads, fr_cancel *cancel)
