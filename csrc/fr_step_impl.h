@@ -361,8 +361,13 @@ static void FR_FN(fr_chunk_xproj)(void *arg, ptrdiff_t chunk, int tid)
         ptrdiff_t lda = D, r;
         if (job->bpath) { /* these rows of x, rounded once into the operand rows xb */
             lda = job->pl->xbld;
-            for (r = r0; r < r1; ++r)
-                FR_FN(fr_operand)(job, job->buf.xb + (size_t)(r * lda) * job->aes, 0, job->x + r * D, D);
+            for (r = r0; r < r1; ++r) {
+                char *row = job->buf.xb + (size_t)(r * lda) * job->aes;
+                FR_FN(fr_operand)(job, row, 0, job->x + r * D, D);
+                /* the padding up to the packing's granularity: multiplied by the weights' zero
+                 * rows, it must be a number (garbage could be NaN, and NaN * 0 is NaN) */
+                memset(row + (size_t)D * job->aes, 0, (size_t)(lda - D) * job->aes);
+            }
             a = job->buf.xb;
         }
         for (mi = 0; mi < 2; ++mi) {

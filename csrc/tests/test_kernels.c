@@ -685,7 +685,7 @@ static void run_case(const cfg_t *cfg, int dtype, ptrdiff_t B, ptrdiff_t T, ptrd
     wsize = fr_workspace_size(&L, &S, &opt);
     off = (size_t)(g_case % 8) * 3;
     wbuf = (unsigned char *)xmalloc(wsize + off);
-    memset(wbuf, 0xA5, wsize + off); /* garbage, not zeros */
+    memset(wbuf, 0xFF, wsize + off); /* NaN bytes, not zeros: a read of what was not written shows */
 
     snprintf(desc, sizeof desc,
              "%s %s B=%ld T=%ld D=%ld U=%ld P=%ld tm=%d rev=%d len=%d blas=%s bf16=%s",

@@ -25,6 +25,7 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, P
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 
 cimport _fastrnn as c
 
@@ -449,6 +450,14 @@ cdef class _Workspace:
 
 
 cdef list _idle = []
+cdef bint _poison = False
+
+
+def poison_workspaces(bint on):
+    """(Tests) Fill every workspace with 0xFF bytes (NaN as floats) before each call, so that a
+    kernel reading memory it did not write gives NaN instead of a plausible number."""
+    global _poison
+    _poison = on
 
 
 cdef _Workspace _take_workspace(size_t n):
@@ -461,8 +470,11 @@ cdef _Workspace _take_workspace(size_t n):
             best, at = ws, i
     if best is not None:
         del _idle[at]
-        return best
-    return _Workspace(n)
+    else:
+        best = _Workspace(n)
+    if _poison:
+        memset(best.ptr, 0xFF, best.size)
+    return best
 
 
 cdef void _give_back(_Workspace ws, size_t needed):
@@ -665,6 +677,8 @@ cdef class Stepper:
                                      "computed from")
                 S[0].x = xv.buf
                 S[self.n - 1].out = ov.buf
+                if _poison:
+                    memset(self.work.ptr, 0xFF, self.work_size)
                 with nogil:
                     for i in range(self.n if self.batch else 0):
                         status = c.fr_layer_forward(&self.Ls[i], &S[i], &self.opts, self.work.ptr, self.work_size)
