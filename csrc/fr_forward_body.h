@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h> /* (fr_vmath_impl.h: AVX-512's rcp14 where this file is compiled for it) */
+#endif
 
 #include "fastrnn.h"
 #include "fr_internal.h"

@@ -88,9 +88,23 @@ FR_VINLINE FR_VEC FR_FN(fr_vexp)(FR_VEC x)
     return FR_FN(fr_vsel)(x != x, x, y);
 }
 
+/* 1 / d.  AVX-512 float32: rcp14 (relative error < 2^-14) and one Newton step in FMAs (< 1 ulp
+ * more than the division; d is in [1, inf] here, where rcp14 is exact at the ends) instead of a
+ * division, which takes several times as long on these cores. */
+FR_VINLINE FR_VEC FR_FN(fr_vrecip)(FR_VEC d)
+{
+#if !FR_F64 && FR_VBYTES == 64 && defined(__AVX512F__)
+    const FR_VEC r = (FR_VEC)_mm512_rcp14_ps((__m512)d);
+    const FR_VEC e = (FR_T)1 - d * r;
+    return FR_FN(fr_vsel)((FR_IVEC)(d == d), r + r * e, d); /* NaN passes */
+#else
+    return (FR_T)1 / d;
+#endif
+}
+
 FR_VINLINE FR_VEC FR_FN(fr_vsigmoid1)(FR_VEC x)
 {
-    return (FR_T)1 / ((FR_T)1 + FR_FN(fr_vexp)(-x));
+    return FR_FN(fr_vrecip)((FR_T)1 + FR_FN(fr_vexp)(-x));
 }
 
 FR_VINLINE FR_VEC FR_FN(fr_vtanh1)(FR_VEC x)
@@ -112,7 +126,7 @@ FR_VINLINE FR_VEC FR_FN(fr_vtanh1)(FR_VEC x)
     p = p * z + 1.33314422036e-1f;
     p = p * z - 3.33332819422e-1f;
     p = p * z * x + x;
-    q = 1.0f - 2.0f / (FR_FN(fr_vexp)(2.0f * ax) + 1.0f);
+    q = 1.0f - 2.0f * FR_FN(fr_vrecip)(FR_FN(fr_vexp)(2.0f * ax) + 1.0f);
     q = FR_FN(fr_vsel)(x < 0.0f, -q, q);
     return FR_FN(fr_vsel)(ax < 0.625f, p, q);
 #endif
