@@ -18,7 +18,7 @@ import numpy as np
 from . import _cellbase as _base
 from . import _options, _threads
 from ._activations import kernel_name
-from ._validate import Run, c_array
+from ._validate import Run, c_array, is_c_array
 
 try:
     from . import _kernels
@@ -147,20 +147,29 @@ def _contiguous(a: Optional[np.ndarray], dtype: np.dtype) -> Optional[np.ndarray
     return None if a is None else c_array(a, dtype)
 
 
+def _forward(cell: Any, cell_layers: List[Tuple[Any, Any]], opts: Any, x: np.ndarray, lengths: Optional[np.ndarray],
+             hcs: List[Tuple[np.ndarray, Optional[np.ndarray]]], time_major: bool, reverse: bool, batch: int,
+             time: int) -> Tuple[np.ndarray, Any]:
+    """The layers one after the other from each layer's C-contiguous ``(h, c)``: ``(outputs,
+    final state in the cell's structure)``."""
+    finals = []
+    for (layer_cell, layer), (h0, c0) in zip(cell_layers, hcs):
+        x, h, c = _kernels.layer_forward(layer, opts, x, lengths, h0, c0, time_major, reverse, batch, time)
+        finals.append(layer_cell._join_state(h, c))
+    return x, (cell._join_layer_states(finals) if isinstance(cell, _base.MultiRNNCellBase) else finals[0])
+
+
 def run_sequence(cell: Any, cell_layers: List[Tuple[Any, Any]], run: Run,
                  reverse: bool = False) -> Tuple[np.ndarray, Any]:
     """Run ``cell_layers`` (from :func:`layers`) over ``run``; returns ``(outputs, final_state)``."""
-    k = require_kernels()
-    opts = kernel_options(run.precision, run.batch)
-    multi = isinstance(cell, _base.MultiRNNCellBase)
-    states = cell._layer_states(run.state) if multi else [run.state]
-    x, finals = run.x, []
-    for (layer_cell, layer), state in zip(cell_layers, states):
+    require_kernels()
+    states = cell._layer_states(run.state) if isinstance(cell, _base.MultiRNNCellBase) else [run.state]
+    hcs = []
+    for (layer_cell, _), state in zip(cell_layers, states):
         h0, c0 = layer_cell._split_state(state)
-        x, h, c = k.layer_forward(layer, opts, x, run.lengths, _contiguous(h0, run.dtype),
-                                  _contiguous(c0, run.dtype), run.time_major, reverse, run.batch, run.time)
-        finals.append(layer_cell._join_state(h, c))
-    return x, (cell._join_layer_states(finals) if multi else finals[0])
+        hcs.append((c_array(h0, run.dtype), _contiguous(c0, run.dtype)))
+    return _forward(cell, cell_layers, kernel_options(run.precision, run.batch), run.x, run.lengths, hcs,
+                    run.time_major, reverse, run.batch, run.time)
 
 
 def step(cell: Any, x: np.ndarray, state: Any, precision: Optional[str] = None) -> Optional[Tuple[np.ndarray, Any]]:
@@ -182,10 +191,7 @@ def step(cell: Any, x: np.ndarray, state: Any, precision: Optional[str] = None) 
 # results are the same, and so is every error.
 
 def _exact(a: Any, rows: int, width: int, dtype: np.dtype) -> bool:
-    if type(a) is not np.ndarray or a.dtype != dtype or a.shape != (rows, width):
-        return False
-    flags = a.flags
-    return bool(flags.c_contiguous and flags.aligned)
+    return type(a) is np.ndarray and a.shape == (rows, width) and is_c_array(a, dtype)
 
 
 def _exact_states(cell: Any, cell_layers: List[Tuple[Any, Any]], state: Any, rows: int,
@@ -216,12 +222,7 @@ def _exact_states(cell: Any, cell_layers: List[Tuple[Any, Any]], state: Any, row
 def _run_exact(cell: Any, cell_layers: List[Tuple[Any, Any]], x: np.ndarray,
                hcs: List[Tuple[np.ndarray, Optional[np.ndarray]]], batch: int, time: int,
                time_major: bool) -> Tuple[np.ndarray, Any]:
-    opts = kernel_options(None, batch)
-    finals = []
-    for (layer_cell, layer), (h0, c0) in zip(cell_layers, hcs):
-        x, h, c = _kernels.layer_forward(layer, opts, x, None, h0, c0, time_major, False, batch, time)
-        finals.append(layer_cell._join_state(h, c))
-    return x, (cell._join_layer_states(finals) if isinstance(cell, _base.MultiRNNCellBase) else finals[0])
+    return _forward(cell, cell_layers, kernel_options(None, batch), x, None, hcs, time_major, False, batch, time)
 
 
 def _exact_cell(cell: Any, x: Any, ndim: int) -> Optional[List[Tuple[Any, Any]]]:
@@ -231,8 +232,7 @@ def _exact_cell(cell: Any, x: Any, ndim: int) -> Optional[List[Tuple[Any, Any]]]
     if cell_layers is None:
         return None
     first_cell, first = cell_layers[0]
-    flags = x.flags
-    if x.dtype != first_cell.dtype or x.shape[-1] != first.depth or not (flags.c_contiguous and flags.aligned):
+    if x.shape[-1] != first.depth or not is_c_array(x, first_cell.dtype):
         return None
     return cell_layers
 

@@ -285,9 +285,6 @@ class StreamBase:
 
     def _step_input(self, x_t: Any) -> np.ndarray:
         if type(x_t) is np.ndarray and (x_t.shape, x_t.dtype) == self._step_key:  # checked in full before
-            flags = x_t.flags
-            if flags.c_contiguous and flags.aligned and x_t.dtype == self._dtype:
-                return x_t
             return _v.c_array(x_t, self._dtype)
         x = _v.step_inputs(x_t, None, "x_t", self._dtype)
         if x.shape[0] != self._batch:

@@ -158,13 +158,18 @@ def float_array(x: Any, name: str) -> np.ndarray:
     return fed(as_array(x, name), name, None, "; convert it with np.asarray(x, dtype=np.float32)")
 
 
+def is_c_array(x: np.ndarray, dtype: Any) -> bool:
+    """Whether ``x`` is already a C-contiguous, aligned array of ``dtype`` (what the kernels read)."""
+    flags = x.flags
+    return bool(x.dtype == dtype and flags.c_contiguous and flags.aligned)
+
+
 def c_array(x: np.ndarray, dtype: Any) -> np.ndarray:
     """``x`` as a C-contiguous, aligned array of ``dtype``: copied only when it is not one
     already (Fortran order, strides, another dtype, or data at an address that is not a
     multiple of the item size -- e.g. ``np.frombuffer(buf, offset=1)``)."""
-    flags = x.flags
-    if x.dtype == dtype and flags.c_contiguous and flags.aligned:  # the usual case, without
-        return x  # np.require's argument parsing (a few microseconds per array and call)
+    if is_c_array(x, dtype):  # the usual case, without np.require's argument parsing
+        return x  # (a few microseconds per array and call)
     return np.require(x, dtype=dtype, requirements=["C", "A"])
 
 
