@@ -185,17 +185,23 @@ cdef class Options:
 
 
 # ---- buffers --------------------------------------------------------------------------
+cdef inline const char *_format_code(const char *f) noexcept:
+    """A buffer format without its byte-order prefix (native or little-endian: both ours on
+    x86-64); NULL stays NULL."""
+    if f != NULL:
+        while f[0] == b'@' or f[0] == b'=' or f[0] == b'<':
+            f += 1
+    return f
+
+
 cdef const void *_acquire(Py_buffer *view, object arr, Py_ssize_t count, int dtype, bint writable,
                           str name) except? NULL:
     """Acquire ``arr`` into ``view``: C-contiguous, ``count`` aligned items of the dtype.
     On error the view is released (or was never acquired)."""
     PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (PyBUF_WRITABLE if writable else 0))
-    cdef const char *f = view.format
+    cdef const char *f = _format_code(view.format)
     cdef char want = b'f' if dtype == c.FR_FLOAT32 else b'd'
     cdef Py_ssize_t size = 4 if dtype == c.FR_FLOAT32 else 8
-    if f != NULL:
-        while f[0] == b'@' or f[0] == b'=' or f[0] == b'<':  # native / little-endian: both ours on x86-64
-            f += 1
     try:
         if f == NULL or f[0] != want or f[1] != 0 or view.itemsize != size:
             raise TypeError(f"{name}: expected {'float32' if size == 4 else 'float64'} data, "
@@ -246,7 +252,8 @@ cdef class _Buffers:
         cdef Py_buffer *view = &self.views[self.n]
         PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT)
         self.n += 1
-        if view.itemsize != 8 or (<bytes>view.format).lstrip(b"@=<") not in (b"q", b"l"):
+        cdef const char *f = _format_code(view.format)
+        if view.itemsize != 8 or f == NULL or (f[0] != b'q' and f[0] != b'l') or f[1] != 0:
             raise TypeError(f"lengths: expected int64 data, got format {view.format!r}")
         if view.len != count * 8:
             raise ValueError(f"lengths: expected {count} elements, got {view.len // 8}")
@@ -527,7 +534,7 @@ def layer_forward(Layer layer, Options options, x, lengths, h0, c0, bint time_ma
 
     if options.opts.gemm == c.FR_GEMM_PACKED:  # weights packed once per instruction set
         packed = layer.packed_for(options)
-        L.packed = _raw_pointer(packed)  # held by the layer (and `packed`) during the call
+        L.packed = _data(packed)  # held by the layer (and `packed`) during the call
         L.packed_size = packed.nbytes
 
     np_dtype = np.float32 if dtype == c.FR_FLOAT32 else np.float64
@@ -627,7 +634,7 @@ cdef class Stepper:
             if options.opts.gemm == c.FR_GEMM_PACKED:
                 packed = layer.packed_for(options)
                 self.held.append(packed)
-                self.Ls[i].packed = _raw_pointer(packed)
+                self.Ls[i].packed = _data(packed)
                 self.Ls[i].packed_size = packed.nbytes
             lstm = layer.L.cell == c.FR_CELL_LSTM
             for p in range(2):
@@ -642,14 +649,13 @@ cdef class Stepper:
                 S = &self.Ss[p * n + i]
                 S.batch, S.time, S.time_major, S.reverse = batch, 1, 1, 0
                 S.lengths = NULL
-                S.x = _data(mids[i - 1]) if i else NULL  # layer 0: the caller's, at each step
-                S.out = _data(mids[i]) if i < n - 1 else NULL  # the last: the caller's
                 S.h0, S.h_final = _data(self.h[p][i]), _data(self.h[1 - p][i])
                 S.c0 = _data(self.c_[p][i]) if self.c_[p][i] is not None else NULL
                 S.c_final = _data(self.c_[1 - p][i]) if self.c_[p][i] is not None else NULL
-                if i == 0 or i == n - 1:  # placeholders, for sizing only
-                    S.x = S.x if i else S.h0
-                    S.out = S.out if i < n - 1 else S.h_final
+                # layer 0's input and the last layer's output are the caller's, set at each
+                # step; until then the state's buffers stand in (for sizing only)
+                S.x = _data(mids[i - 1]) if i else S.h0
+                S.out = _data(mids[i]) if i < n - 1 else S.h_final
                 if batch == 0:  # nothing to run (the kernels return at once)
                     continue
                 ws = c.fr_workspace_size(&self.Ls[i], S, &self.opts)
@@ -722,17 +728,13 @@ cdef class Stepper:
 
 
 cdef void *_data(object arr) except NULL:
-    """The data of an array this module allocated (C-contiguous, owned, alive as long as it)."""
+    """The data of an array this module allocated (C-contiguous, writable, owned, alive as long
+    as the array: its packed weights, a stepper's buffers)."""
     cdef Py_buffer view
     PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE)
     cdef void *p = view.buf
     PyBuffer_Release(&view)
     return p
-
-
-cdef const void *_raw_pointer(object packed) except NULL:
-    cdef const unsigned char[::1] view = packed
-    return &view[0]
 
 
 # ---- the machine probe (csrc/fr_probe.h) ---------------------------------------------------
