@@ -219,9 +219,21 @@ static int fr_tokens_share(int want, int free, int total, int waited)
     return k;
 }
 
+/* Cores for a call asking `want` while some are free (one atomic update), or 0 when none is. */
+static int fr_tokens_try(int want, int total, int waited)
+{
+    int f = __atomic_load_n(&fr_tokens.free, __ATOMIC_SEQ_CST);
+    while (f > 0) {
+        const int k = fr_tokens_share(want, f, total, waited);
+        if (__atomic_compare_exchange_n(&fr_tokens.free, &f, f - k, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            return k;
+    }
+    return 0;
+}
+
 static int fr_tokens_take(int want, fr_cancel *cancel)
 {
-    int k, f, total = __atomic_load_n(&fr_tokens.total, __ATOMIC_ACQUIRE);
+    int k, total = __atomic_load_n(&fr_tokens.total, __ATOMIC_ACQUIRE);
     if (total == 0) {
         pthread_mutex_lock(&fr_tokens.mu);
         if (fr_tokens.total == 0) {
@@ -231,32 +243,23 @@ static int fr_tokens_take(int want, fr_cancel *cancel)
         total = fr_tokens.total;
         pthread_mutex_unlock(&fr_tokens.mu);
     }
-    f = __atomic_load_n(&fr_tokens.free, __ATOMIC_SEQ_CST);
-    while (f > 0) { /* a core is free: no lock */
-        k = fr_tokens_share(want, f, total, 0);
-        if (__atomic_compare_exchange_n(&fr_tokens.free, &f, f - k, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-            return k;
-    }
+    k = fr_tokens_try(want, total, 0); /* a core is free: no lock */
+    if (k > 0)
+        return k;
     pthread_mutex_lock(&fr_tokens.mu);
     __atomic_add_fetch(&fr_tokens.waiters, 1, __ATOMIC_SEQ_CST); /* before looking again: see fr_tokens_give */
     for (;;) {
-        f = __atomic_load_n(&fr_tokens.free, __ATOMIC_SEQ_CST);
-        if (f > 0) {
-            k = fr_tokens_share(want, f, total, 1);
-            if (__atomic_compare_exchange_n(&fr_tokens.free, &f, f - k, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-                break;
-            continue;
+        struct timespec until;
+        k = fr_tokens_try(want, total, 1);
+        if (k > 0)
+            break;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 2000000; /* 2 ms: poll the cancellation between waits */
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec += 1;
+            until.tv_nsec -= 1000000000L;
         }
-        {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 2000000; /* 2 ms: poll the cancellation between waits */
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec += 1;
-                until.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&fr_tokens.cv, &fr_tokens.mu, &until);
-        }
+        pthread_cond_timedwait(&fr_tokens.cv, &fr_tokens.mu, &until);
         if (__atomic_load_n(&fr_tokens.free, __ATOMIC_SEQ_CST) <= 0 && cancel && cancel->poll) {
             int stop;
             pthread_mutex_unlock(&fr_tokens.mu);

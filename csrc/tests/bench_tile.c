@@ -58,7 +58,6 @@ static double rate(int isa, int dtype, int R, int nv, long K, long npanels, cons
 int main(int argc, char **argv)
 {
     static const char *isa_names[] = {"", "generic", "avx2", "avx512"};
-    static const int vbytes[] = {0, 16, 32, 64};
     static const int accs[] = {0, 10, 10, 24}; /* FR_ACC of each ISA's kernels */
     const double seconds = argc > 1 ? atof(argv[1]) : 0.2;
     const size_t bytes = (size_t)8 * 512 * 4 * 64 * 8; /* the largest B: 8 panels, K 512, 4 x 64-byte vectors of f64 */
@@ -81,7 +80,6 @@ int main(int argc, char **argv)
             continue;
         }
         for (dt = FR_FLOAT32; dt <= FR_FLOAT64; ++dt) {
-            const int esz = dt == FR_FLOAT32 ? 4 : 8, vl = vbytes[isa] / esz;
             const double peak = fr_probe_fma_peak(isa, dt, seconds); /* fr_probe_isa shares the codes */
             printf("\n%s %s: peak %.1f GFLOP/s\n", isa_names[isa], dt == FR_FLOAT32 ? "float32" : "float64", peak);
             printf("  tile (rows x vectors)  K=32, L1 GFLOP/s  %%peak   K=512, L2 GFLOP/s  %%peak\n");
@@ -93,7 +91,6 @@ int main(int argc, char **argv)
                         const long K = mem ? 512 : 32;
                         /* L1: 2 panels of K 32 (<= 16 KiB); L2: 4 panels of K 512 (<= 512 KiB) */
                         const long npanels = mem ? 4 : 2;
-                        (void)vl;
                         g[mem] = rate(isa, dt, R, nv, K, npanels, A, B, C, seconds);
                     }
                     printf("  %c %d x %d%s            %8.1f        %5.1f%%   %8.1f           %5.1f%%\n",
