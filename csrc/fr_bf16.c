@@ -137,9 +137,8 @@ void fr_bf16_pack_panel(const fr_mat_layout *lay, ptrdiff_t q, void *out, ptrdif
 int fr_cpu_has_avx512bf16(void)
 {
 #if defined(__x86_64__) && defined(FR_BUILD_BF16)
-    fr_cpu c;
-    fr_cpu_info(&c);
-    return c.avx512f && c.avx512_bf16 && c.os_avx512;
+    const fr_cpu *c = fr_cpu_get();
+    return c->avx512f && c->avx512_bf16 && c->os_avx512;
 #else
     return 0;
 #endif
@@ -148,9 +147,8 @@ int fr_cpu_has_avx512bf16(void)
 int fr_cpu_has_amx(void)
 {
 #if defined(__x86_64__) && defined(FR_BUILD_AMX)
-    fr_cpu c;
-    fr_cpu_info(&c);
-    return c.amx_tile && c.amx_bf16 && c.os_amx && c.avx512f && c.os_avx512 && fr_amx_request();
+    const fr_cpu *c = fr_cpu_get();
+    return c->amx_tile && c->amx_bf16 && c->os_amx && c->avx512f && c->os_avx512 && fr_amx_request();
 #else
     return 0;
 #endif

@@ -295,7 +295,11 @@ static size_t fr_pack_layout(const fr_layer *L, int isa, int bpath, fr_mat_layou
  * every step as well would double that, where the hoisted GEMM reads it once for all
  * steps.  From it on the step product is bound by arithmetic, and fusing saves
  * writing and re-reading the [rows, G*units] xproj buffer (measured: see bench/).
- * fr_options.xproj forces either (the tests run both). */
+ * A single time step follows the same rule, though fusing it would be a little faster (one
+ * row, LSTM 128 on Zen 4: 6.3 us vs 6.6 us, medians of 8 runs of csrc/tests/bench_step):
+ * so that a stream's steps (fr.Stream.step, cell(x, state)) give the bits of one call over
+ * the whole sequence, which the tests hold them to.  fr_options.xproj forces either (the
+ * tests run both). */
 #define FR_FUSE_MIN_BATCH 4
 
 static int fr_fused_mode(const fr_layer *L, const fr_seq *S, const fr_options *O)
@@ -322,15 +326,13 @@ static int fr_fused_mode(const fr_layer *L, const fr_seq *S, const fr_options *O
  * The ratio is the same for float64 (half the FMA rate, twice the bytes). */
 void fr_tuning(int isa, size_t weight_bytes, ptrdiff_t *prefetch, ptrdiff_t *rows_from)
 {
-    fr_cpu cpu;
-    size_t l2;
-    fr_cpu_info(&cpu);
-    l2 = cpu.l2_bytes ? cpu.l2_bytes : (size_t)1 << 20;
+    const fr_cpu *cpu = fr_cpu_get(); /* fr_cpu_info would ask the OS for AMX at every call */
+    const size_t l2 = cpu->l2_bytes ? cpu->l2_bytes : (size_t)1 << 20;
     *prefetch = 0;
     if (weight_bytes <= l2 / 2)
         *rows_from = 4;
     else
-        *rows_from = strcmp(cpu.vendor, "GenuineIntel") == 0 ? 24 : 4;
+        *rows_from = strcmp(cpu->vendor, "GenuineIntel") == 0 ? 24 : 4;
     (void)isa;
 }
 

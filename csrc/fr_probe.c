@@ -372,7 +372,7 @@ static void fr_amx_request_once(void)
 }
 #endif
 
-static const fr_cpu *fr_cpu_get(void)
+const fr_cpu *fr_cpu_get(void)
 {
     pthread_once(&fr_cpu_once, fr_cpu_read);
     return &fr_cpu_cached;

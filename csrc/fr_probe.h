@@ -83,6 +83,10 @@ typedef struct fr_cpu {
  * every call. */
 void fr_cpu_info(fr_cpu *cpu);
 
+/* The same facts as read once per process, without a copy or a system call (amx_granted
+ * as of that first read): for the kernels' per-call choices. */
+const fr_cpu *fr_cpu_get(void);
+
 /* Linux x86-64: ask once per process for permission to use the AMX tile data
  * (arch_prctl(ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18)), as every
  * process must before its first tile instruction.  Thread-safe and idempotent (the
