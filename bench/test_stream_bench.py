@@ -6,7 +6,8 @@
 
 Batch 1, depth = units, float32, every implementation on 1 thread: ``fr.Stream.step(x, out=y)``,
 the same steps as ``Stream.run`` of 20-step chunks (what batching steps saves), a cell's one-step
-call ``cell(x, state)`` (what the Stream saves), PyTorch's ``nn.LSTMCell`` /
+call ``cell(x, state)`` and a one-step ``dynamic_rnn(cell, x, initial_state=state)`` (what the
+Stream saves; both target <= 8 us for LSTM 128), PyTorch's ``nn.LSTMCell`` /
 ``nn.GRUCell`` under ``torch.inference_mode()``, and ONNX Runtime's ``session.run`` of a one-step
 LSTM/GRU graph (X, initial_h, initial_c -> Y_h, Y_c).  Each timed call is a burst of
 ``fastrnn.bench.STEPS`` steps (the runners of :mod:`fastrnn.bench`); the median per step is in

@@ -105,8 +105,10 @@ def bf16_path(request: Any) -> Iterator[str]:
 
 @pytest.fixture
 def kernel_calls(monkeypatch: Any) -> List[int]:
-    """The cell kind (``_kernels.CELL_*``) of every kernel call made during the test (sequences
-    and one-step calls: ``layer_forward``; streams' steps: ``Stepper.step``)."""
+    """The cell kind (``_kernels.CELL_*``) of every kernel call made during the test (sequences:
+    ``layer_forward``; one-step calls: ``CallPlan.step``/``sequence``; streams' steps:
+    ``Stepper.step``/``step_exact``).  Cells made before the test keep the plans made before it:
+    give the test its own cells."""
     calls: List[int] = []
     real = _kernels.layer_forward
 
@@ -119,6 +121,30 @@ def kernel_calls(monkeypatch: Any) -> List[int]:
             calls.extend(layer.cell for layer in self.layers)
             return super().step(x, out)
 
+        def step_exact(self, x: Any, out: Any = None) -> Any:
+            result = super().step_exact(x, out)
+            if result is not None:
+                calls.extend(layer.cell for layer in self.layers)
+            return result
+
+    class SpyPlan(_kernels.CallPlan):  # cell(x, state) and one-step sequences: one call per layer
+        def __init__(self, layers: Any, *args: Any) -> None:
+            super().__init__(layers, *args)
+            self.kinds = [layer.cell for layer in layers]
+
+        def step(self, x: Any, state: Any) -> Any:
+            result = super().step(x, state)
+            if result is not None:
+                calls.extend(self.kinds)
+            return result
+
+        def sequence(self, x: Any, time_major: bool, state: Any = None) -> Any:
+            result = super().sequence(x, time_major, state)
+            if result is not None:
+                calls.extend(self.kinds)
+            return result
+
     monkeypatch.setattr(_kernels, "layer_forward", spy)
     monkeypatch.setattr(_kernels, "Stepper", SpyStepper)
+    monkeypatch.setattr(_kernels, "CallPlan", SpyPlan)
     return calls

@@ -5,14 +5,16 @@ layout, dtype, structure or shape -- goes the validated way, with its conversion
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import _compiled
+from fastrnn import _compiled, _kernels, _options
 from fastrnn._structure import LSTMStateTuple, flatten
 
-from helpers import CONFIGS, DTYPES, assert_identical, make_pair, misaligned, random_state
+from helpers import CONFIGS, DTYPES, assert_identical, make_pair, misaligned, random_state, randomize
 
 EXACT = ["rnn_relu", "gru_tanh", "gru_reset_after", "basic_lstm", "lstm_proj_clip_all", "multi"]
 FLAT = ["basic_lstm_fb_flat", "lstm_proj_flat", "multi_flat"]  # concatenated states: validated path
@@ -20,22 +22,35 @@ FLAT = ["basic_lstm_fb_flat", "lstm_proj_flat", "multi_flat"]  # concatenated st
 
 @pytest.fixture
 def taken(monkeypatch):
-    """How many calls took the shortcut."""
+    """How many calls took the shortcut (a one-step plan, or the sequences' exact run); the
+    test's own cells make their plans while it runs."""
     count = []
-    real = _compiled._run_exact
+    real_run = _compiled._run_exact
 
     def spy(*args, **kwargs):
         count.append(1)
-        return real(*args, **kwargs)
+        return real_run(*args, **kwargs)
+
+    class CountedPlan(_kernels.CallPlan):
+        def step(self, *args):
+            result = super().step(*args)
+            count.extend([1] if result is not None else [])
+            return result
+
+        def sequence(self, *args):
+            result = super().sequence(*args)
+            count.extend([1] if result is not None else [])
+            return result
 
     monkeypatch.setattr(_compiled, "_run_exact", spy)
+    monkeypatch.setattr(_kernels, "CallPlan", CountedPlan)
     return count
 
 
 def validated(monkeypatch, fn):
     """``fn()`` with the shortcut turned off."""
     with monkeypatch.context() as m:
-        m.setattr(_compiled, "exact_step", lambda *a: None)
+        m.setattr(fastrnn._cells._CompiledStep, "_exact_call", lambda self, x, state: None)
         m.setattr(fastrnn._rnn._drivers, "_exact", None)
         return fn()
 
@@ -51,15 +66,43 @@ def test_a_step_gives_the_validated_bits(spec, dtype, rng, taken, monkeypatch):
     assert_identical(got, validated(monkeypatch, lambda: cell(x, state)), spec)
 
 
+@pytest.mark.parametrize("time", [9, 1])
 @pytest.mark.parametrize("time_major", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("spec", EXACT + FLAT)
-def test_a_sequence_gives_the_validated_bits(spec, dtype, time_major, rng, taken, monkeypatch):
+def test_a_sequence_gives_the_validated_bits(spec, dtype, time_major, time, rng, taken, monkeypatch):
     cell, _ = make_pair(CONFIGS[spec], 7, dtype, rng)
-    x = rng.standard_normal((9, 5, 7) if time_major else (5, 9, 7)).astype(dtype)
+    x = rng.standard_normal((time, 5, 7) if time_major else (5, time, 7)).astype(dtype)
     got = fastrnn.dynamic_rnn(cell, x, time_major=time_major)
     assert len(taken) == 1  # the zero state is exact whatever its structure
     assert_identical(got, validated(monkeypatch, lambda: fastrnn.dynamic_rnn(cell, x, time_major=time_major)), spec)
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", EXACT + FLAT)
+def test_a_step_from_a_state_gives_the_validated_bits(spec, dtype, time_major, rng, taken, monkeypatch):
+    """``dynamic_rnn(cell, x, initial_state=state)`` of one step (token by token, the state fed
+    back) takes the step's plan when the state is exact; longer sequences from a state validate."""
+    cell, _ = make_pair(CONFIGS[spec], 7, dtype, rng)
+    state = random_state(cell, 5, dtype, rng)
+    for time in (1, 3):
+        x = rng.standard_normal((time, 5, 7) if time_major else (5, time, 7)).astype(dtype)
+        del taken[:]
+        got = fastrnn.dynamic_rnn(cell, x, initial_state=state, time_major=time_major)
+        assert len(taken) == (time == 1 and spec in EXACT), time
+        want = validated(monkeypatch, lambda: fastrnn.dynamic_rnn(cell, x, initial_state=state, time_major=time_major))
+        assert_identical(got, want, f"{spec}, time {time}")
+    x = rng.standard_normal((5, 1, 7)).astype(dtype)
+    if spec == "basic_lstm" and dtype == np.float32:  # near misses of the state: the validated path
+        for what, _, st in near_misses(x[:, 0], state):
+            if st is state:  # an input near miss (the sequence's are in the next test)
+                continue
+            del taken[:]
+            got = fastrnn.dynamic_rnn(cell, x, initial_state=st)
+            assert not taken, what
+            assert_identical(got, validated(monkeypatch, lambda: fastrnn.dynamic_rnn(cell, x, initial_state=st)),
+                             what)
 
 
 def near_misses(x, state):
@@ -123,3 +166,59 @@ def test_the_callers_arrays_are_left_alone(rng):
     for a, b in zip(flatten(state) + [x], copies):
         assert np.array_equal(a, b)
     assert not any(np.shares_memory(a, b) for a in flatten(new) + [out] for b in flatten(state) + [x])
+
+
+def test_a_step_plan_follows_weights_options_threads_and_batch(rng, taken, monkeypatch):
+    """The one-step plan kept on the cell is made again whenever what it was made from changed:
+    each call gives the validated path's bits under what holds at that call."""
+    cell, _ = make_pair(CONFIGS["multi"], 6, np.float32, rng)
+
+    def check(batch, what):
+        x = rng.standard_normal((batch, 6)).astype(np.float32)
+        state = random_state(cell, batch, np.float32, rng)
+        before = len(taken)
+        got = cell(x, state)
+        assert len(taken) == before + 1, what
+        assert_identical(got, validated(monkeypatch, lambda: cell(x, state)), what)
+        return _compiled._plan(cell, batch)
+
+    first = check(3, "first call")
+    assert check(3, "same again") is first
+    for batch in (1, 2, 5, 3):  # a few batch sizes side by side
+        check(batch, f"batch {batch}")
+    for layer in cell.cells:  # new weights
+        randomize(layer, rng)
+    assert check(3, "new weights") is not first
+    after = _compiled._plan(cell, 3)
+    with _options.override(xproj="hoisted"):
+        assert check(3, "other options") is not after
+    fastrnn.set_num_threads(2)
+    try:
+        assert check(3, "another thread count") is not after
+    finally:
+        fastrnn.set_num_threads(0)
+
+
+def test_one_step_calls_from_threads_share_a_plan(rng):
+    """One cell called at once from several threads (its plan is shared and immutable)."""
+    cell, _ = make_pair(CONFIGS["lstm_proj_clip_all"], 6, np.float32, rng)
+    jobs = [(rng.standard_normal((2, 6)).astype(np.float32), random_state(cell, 2, np.float32, rng))
+            for _ in range(8)]
+    expected = [cell(x, state) for x, state in jobs]
+    barrier = threading.Barrier(4)
+    failures = []
+
+    def worker(k):
+        barrier.wait()
+        for _ in range(200):
+            for i in range(k, len(jobs), 4):
+                got = cell(*jobs[i])
+                if not all(np.array_equal(a, b) for a, b in zip(flatten(got), flatten(expected[i]))):
+                    failures.append(i)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures

@@ -352,6 +352,58 @@ def test_out_receives_the_output(m, rng):
         m.Stream(m.GRUCell(4, seed=0), batch_size=2, dtype=np.float64).step(buf, out=buf)
 
 
+def test_exact_steps_take_the_engines_fast_path_and_near_misses_the_checked_one(monkeypatch, rng):
+    """A step whose input (and out) are exactly what the kernels read runs at once
+    (``Stepper.step_exact``); every near miss runs the checked path with its conversions: the
+    same bits either way, and the same state after."""
+    from fastrnn import _engine
+    fast = []
+    real = _engine.KernelEngine.step_exact
+
+    def spy(self, x, out):
+        result = real(self, x, out)
+        fast.append(result is not None)
+        return result
+
+    monkeypatch.setattr(_engine.KernelEngine, "step_exact", spy)
+    cell, _ = make_pair(CONFIGS["multi"], DEPTH, np.float32, rng)
+    x = sequences(rng, 3, 1, np.float32)[:, 0].copy()
+    out = np.empty((3, cell.output_size), np.float32)
+    padded = np.empty((3, cell.output_size + 1), np.float32)
+    readonly_x = x.copy()
+    readonly_x.setflags(write=False)
+    cases = [
+        ("exact", x, None, True),
+        ("exact with out", x, out, True),
+        ("read-only input (never written)", readonly_x, None, True),
+        ("Fortran-ordered input", np.asfortranarray(np.repeat(x, 2, axis=0)[::2]), None, False),
+        ("strided input", np.repeat(x, 2, axis=1)[:, ::2], None, False),
+        ("float64 input", x.astype(np.float64), None, False),
+        ("int input", np.rint(x * 3).astype(np.int64), None, False),
+        ("list input", x.tolist(), None, False),
+        ("strided out", x, padded[:, :-1], False),
+    ]
+    for what, xi, o, exact in cases:
+        a, b = fastrnn.Stream(cell, batch_size=3), fastrnn.Stream(cell, batch_size=3)
+        a.step(x)
+        b.step(x)
+        fast.clear()
+        if o is not None and not exact:  # an out the kernels cannot write to: refused, as before
+            with pytest.raises(ValueError, match="^out: expected a writable, C-contiguous"):
+                a.step(xi, out=o)
+            assert fast == [False], what
+            continue
+        got = a.step(xi, out=o)
+        assert fast == [exact], what
+        with monkeypatch.context() as mc:
+            mc.setattr(_engine.KernelEngine, "step_exact", lambda self, x, out: None)
+            want = b.step(np.asarray(xi, np.float32))
+        assert_identical(got, want, what)
+        assert_identical(a.state, b.state, what)
+        if o is not None:
+            assert got is o
+
+
 @pytest.mark.parametrize("m", IMPLS)
 def test_constructor_arguments(m, rng):
     lstm = m.BasicLSTMCell(3)

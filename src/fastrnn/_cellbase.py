@@ -138,6 +138,7 @@ class _BuiltinCell(RNNCell):
         # (maybe another CPU and instruction set)
         state = dict(self.__dict__)
         state.pop("_cache", None)
+        state.pop("_plans", None)  # fastrnn._compiled's one-step plans
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:

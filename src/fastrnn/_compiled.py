@@ -188,36 +188,9 @@ def step(cell: Any, x: np.ndarray, state: Any, precision: Optional[str] = None) 
 # read -- a built, built-in cell; C-contiguous aligned arrays of its dtype and shapes; no lengths,
 # no conversion -- skips the general validation (~10 us of Python per call, more than a small
 # step's arithmetic).  Whatever is not that returns None, and the caller validates in full: the
-# results are the same, and so is every error.
-
-def _exact(a: Any, rows: int, width: int, dtype: np.dtype) -> bool:
-    return type(a) is np.ndarray and a.shape == (rows, width) and is_c_array(a, dtype)
-
-
-def _exact_states(cell: Any, cell_layers: List[Tuple[Any, Any]], state: Any, rows: int,
-                  dtype: np.dtype) -> Optional[List[Tuple[np.ndarray, Optional[np.ndarray]]]]:
-    """Each layer's ``(h, c)`` when ``state`` is a tuple-structured state of exact arrays, else None."""
-    if isinstance(cell, _base.MultiRNNCellBase):
-        if not cell._state_is_tuple or type(state) is not tuple or len(state) != len(cell_layers):
-            return None
-        states = state
-    else:
-        states = (state,)
-    out = []
-    for (layer_cell, layer), s in zip(cell_layers, states):
-        if layer.cell == _kernels.CELL_LSTM:
-            if not layer_cell._state_is_tuple or type(s) is not _base.LSTMStateTuple:
-                return None
-            c, h = s
-            if not (_exact(h, rows, layer.proj, dtype) and _exact(c, rows, layer.units, dtype)):
-                return None
-            out.append((h, c))
-        elif _exact(s, rows, layer.units, dtype):
-            out.append((s, None))
-        else:
-            return None
-    return out
-
+# results are the same, and so is every error.  A single step (``cell(x, state)``, a one-step
+# dynamic_rnn) runs on a ``_kernels.CallPlan`` cached on the cell (:func:`_plan`): its arrays are
+# checked and allocated in C, the layers' descriptions, packed weights and options set once.
 
 def _run_exact(cell: Any, cell_layers: List[Tuple[Any, Any]], x: np.ndarray,
                hcs: List[Tuple[np.ndarray, Optional[np.ndarray]]], batch: int, time: int,
@@ -237,26 +210,73 @@ def _exact_cell(cell: Any, x: Any, ndim: int) -> Optional[List[Tuple[Any, Any]]]
     return cell_layers
 
 
+_NO_PLANS: Dict[int, Any] = {}
+
+
+def _plan(cell: Any, batch: int) -> Any:
+    """The ``_kernels.CallPlan`` of ``cell`` (built, built-in) for ``batch`` rows under the
+    options now, or None when the cell does not run on the kernels or its state has no plan
+    (an LSTM with ``state_is_tuple=False``, a stack without tuple states, over 16 layers).
+    Kept on the cell, a few batch sizes at a time; made again when the options, the thread
+    count or any layer's weights changed (the cell's layers are cached the same way)."""
+    # (made for the options object and the thread count asked for: a default one is fixed)
+    made_for, threads = _options.current(), _threads.requested()
+    plan = cell.__dict__.get("_plans", _NO_PLANS).get(batch)
+    if plan is not None and plan.made_for is made_for and plan.made_for_threads == threads and plan.fresh():
+        return plan
+    cell_layers = layers(cell)
+    if cell_layers is None or len(cell_layers) > _kernels.MAX_PLAN_LAYERS:
+        return None
+    multi = isinstance(cell, _base.MultiRNNCellBase)
+    if multi and not cell._state_is_tuple:
+        return None
+    if any(isinstance(c, _base.LSTMCellBase) and not c._state_is_tuple for c, _ in cell_layers):
+        return None
+    plan = _kernels.CallPlan([layer for _, layer in cell_layers], kernel_options(None, batch), batch,
+                             _base.LSTMStateTuple, multi, [c for c, _ in cell_layers], made_for, threads)
+    plans = cell.__dict__.get("_plans")
+    if plans is None or len(plans) >= 4:  # a program calls with a few batch sizes
+        plans = cell.__dict__["_plans"] = {}
+    plans[batch] = plan
+    return plan
+
+
 def exact_step(cell: Any, x: Any, state: Any) -> Optional[Tuple[np.ndarray, Any]]:
     """``cell(x, state)`` when nothing needs checking or converting (see above), else None."""
-    cell_layers = _exact_cell(cell, x, 2)
-    if cell_layers is None:
+    done = _kernels.plan_step(cell, x, state, _options.current(), _threads.requested())
+    if done is not _kernels.NO_PLAN:
+        return done  # type: ignore[no-any-return]
+    if type(x) is not np.ndarray or x.ndim != 2 or not x.shape[0]:
         return None
-    hcs = _exact_states(cell, cell_layers, state, x.shape[0], x.dtype)
-    if hcs is None:
+    plan = _plan(cell, x.shape[0])
+    if plan is None:
         return None
-    out, new_state = _run_exact(cell, cell_layers, x, hcs, x.shape[0], 1, True)
-    return out[0], new_state
+    return plan.step(x, state)  # type: ignore[no-any-return]
 
 
-def exact_sequence(cell: Any, x: Any, time_major: bool) -> Optional[Tuple[np.ndarray, Any]]:
-    """``dynamic_rnn(cell, x, time_major=time_major)`` from the zero state, when nothing needs
-    checking or converting (see above), else None."""
-    cell_layers = _exact_cell(cell, x, 3)
-    if cell_layers is None or not getattr(type(cell).zero_state, "exact_zeros", False):
+def exact_sequence(cell: Any, x: Any, time_major: bool, state: Any = None) -> Optional[Tuple[np.ndarray, Any]]:
+    """``dynamic_rnn(cell, x, initial_state=state, time_major=time_major)`` when nothing needs
+    checking or converting (see above), else None: from the zero state (None), or for one step
+    from a ``state`` as a one-step call takes it."""
+    if state is not None:
+        done = _kernels.plan_sequence(cell, x, time_major, state, _options.current(), _threads.requested())
+        if done is not _kernels.NO_PLAN:
+            return done  # type: ignore[no-any-return]
+    if type(x) is not np.ndarray or x.ndim != 3:
         return None
+    if state is None and not getattr(getattr(type(cell), "zero_state", None), "exact_zeros", False):
+        return None  # a zero state of the cell's own
     time, batch = x.shape[:2] if time_major else x.shape[1::-1]
-    if time == 0:
+    if time == 0 or batch == 0:
+        return None
+    if time == 1:  # a step: the cached plan (a cell whose state has none runs as any sequence)
+        plan = _plan(cell, batch)
+        if plan is not None:
+            return plan.sequence(x, time_major, state)  # type: ignore[no-any-return]
+    if state is not None:
+        return None
+    cell_layers = _exact_cell(cell, x, 3)
+    if cell_layers is None:
         return None
     hcs = [(np.zeros((batch, layer.proj), x.dtype),
             np.zeros((batch, layer.units), x.dtype) if layer.cell == _kernels.CELL_LSTM else None)

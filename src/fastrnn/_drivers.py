@@ -23,7 +23,7 @@ from . import _validate as _v
 from ._cellbase import check_precision
 
 Runner = Callable[[Any, _v.Run, bool], Tuple[np.ndarray, Any]]
-Exact = Callable[[Any, Any, bool], Optional[Tuple[np.ndarray, Any]]]
+Exact = Callable[[Any, Any, bool, Any], Optional[Tuple[np.ndarray, Any]]]  # (cell, inputs, time_major, initial_state)
 
 
 class Drivers:
@@ -80,9 +80,9 @@ class Drivers:
         state : nested ndarrays
             The final state, in the structure of ``cell.state_size``.
         """
-        if self._exact is not None and sequence_length is None and initial_state is None and dtype is None \
+        if self._exact is not None and sequence_length is None and dtype is None \
                 and precision is None and (time_major is False or time_major is True):
-            done = self._exact(cell, inputs, time_major)
+            done = self._exact(cell, inputs, time_major, initial_state)
             if done is not None:
                 return done
         run = _v.prepare(cell, inputs, sequence_length, initial_state, dtype, time_major, reduced=precision)

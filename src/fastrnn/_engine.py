@@ -48,24 +48,18 @@ class KernelEngine(Engine):
     def _current(self) -> Any:
         """The stepper for the cell's weights and the options now (made again when they changed)."""
         st = self._stepper
-        opts, threads = _options.current(), _threads.get_num_threads()
-        seen = self._seen
-        if st is not None and seen[0] is opts and seen[1] == threads:
-            for c, w in zip(self._layer_cells, seen[2:]):
-                if c._weights is not w:
-                    break
-            else:
-                return st
+        if st is not None and self._seen == (_options.current(), _threads.requested()) and st.fresh():
+            return st
         layers = _compiled.layers(self._cell)  # cached on the cell; new if its weights were set since
         if layers is None:
             raise RuntimeError(f"{type(self._cell).__name__} no longer runs on the compiled kernels")
         new = _compiled.require_kernels().Stepper([layer for _, layer in layers],
                                                   _compiled.kernel_options(self._precision, self._batch),
-                                                  self._batch)
+                                                  self._batch, [c for c, _ in layers])
         if st is not None:
             new.set_state(*st.state())
         self._stepper = new
-        self._seen = (opts, threads, *[c._weights for c in self._layer_cells])
+        self._seen = (_options.current(), _threads.requested())
         return new
 
     def set_state(self, state: Any) -> None:
@@ -84,6 +78,12 @@ class KernelEngine(Engine):
 
     def step(self, x: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
         return self._current().step(x, out)  # type: ignore[no-any-return]
+
+    def step_exact(self, x: Any, out: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        st = self._stepper
+        if self._seen != (_options.current(), _threads.requested()):
+            return None  # the options changed: the checked path makes the stepper again
+        return st.step_exact(x, out)  # type: ignore[no-any-return]
 
     def advance(self, x: np.ndarray, lengths: Optional[np.ndarray], time_major: bool) -> np.ndarray:
         stepper = self._current()

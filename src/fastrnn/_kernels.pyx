@@ -27,12 +27,15 @@ from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
+cimport numpy as cnp
+
 cimport _fastrnn as c
 
 import threading
 
 import numpy as np
 
+cnp.import_array()
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals()  # -1 with the handler's exception (KeyboardInterrupt) set
@@ -577,9 +580,10 @@ cdef class Stepper:
     when every layer succeeded: a failed step leaves the state as it was.
 
     ``layers``: the ``Layer`` of each layer, in order (each layer's depth the previous one's
-    proj); ``options``: how it runs; ``batch``: rows (0: steps do nothing).  The state starts
-    at zero.  Not
-    thread-safe: one caller at a time (``fr.Stream`` holds a lock).
+    proj); ``options``: how it runs; ``batch``: rows (0: steps do nothing); ``cells``
+    (optional): each layer's cell, whose weights :meth:`fresh` and :meth:`step_exact` compare
+    with those it was made from.  The state starts at zero.  Not thread-safe: one caller at
+    a time (``fr.Stream`` holds a lock).
     """
     cdef c.fr_layer *Ls
     cdef c.fr_seq *Ss      # [2][n]: the seq of layer i from state parity p at Ss[p * n + i]
@@ -592,6 +596,8 @@ cdef class Stepper:
     cdef _Workspace work
     cdef size_t work_size
     cdef object np_dtype
+    cdef int typenum, itemsize
+    cdef list cells, weights  # each layer's cell and its weights when made (None: not checked)
 
     def __cinit__(self):
         self.Ls = NULL
@@ -603,7 +609,7 @@ cdef class Stepper:
         PyMem_RawFree(self.Ls)
         PyMem_RawFree(self.Ss)
 
-    def __init__(self, list layers, Options options, Py_ssize_t batch):
+    def __init__(self, list layers, Options options, Py_ssize_t batch, list cells=None):
         cdef Layer layer
         cdef int i, p, n = len(layers)
         cdef size_t ws
@@ -621,6 +627,12 @@ cdef class Stepper:
         first = <Layer?>layers[0]
         self.dtype, self.depth = first.L.dtype, first.L.depth
         self.np_dtype = np.float32 if self.dtype == c.FR_FLOAT32 else np.float64
+        self.typenum = cnp.NPY_FLOAT32 if self.dtype == c.FR_FLOAT32 else cnp.NPY_FLOAT64
+        self.itemsize = 4 if self.dtype == c.FR_FLOAT32 else 8
+        if cells is not None and len(cells) != n:
+            raise ValueError(f"cells: expected one per layer ({n}), got {len(cells)}")
+        self.cells = [] if cells is None else list(cells)
+        self.weights = [getattr(x, "_weights") for x in self.cells]
         self.h, self.c_ = [[], []], [[], []]
         mids = []
         for i in range(n):
@@ -669,8 +681,6 @@ cdef class Stepper:
         the last layer's output written to ``out`` (C-contiguous ``[batch, output_size]``, not
         ``x``) or to a new array, which is returned."""
         cdef Py_buffer xv, ov
-        cdef int i, status = c.FR_OK
-        cdef c.fr_seq *S = &self.Ss[self.cur * self.n]
         _acquire(&xv, x, self.batch * self.depth, self.dtype, False, "x")
         try:
             if out is None:
@@ -681,24 +691,57 @@ cdef class Stepper:
                         and <char *>xv.buf < <char *>ov.buf + ov.len):
                     raise ValueError("out: shares memory with x; the output cannot overwrite the input it is "
                                      "computed from")
-                S[0].x = xv.buf
-                S[self.n - 1].out = ov.buf
-                if _poison:
-                    memset(self.work.ptr, 0xFF, self.work_size)
-                with nogil:
-                    for i in range(self.n if self.batch else 0):
-                        status = c.fr_layer_forward(&self.Ls[i], &S[i], &self.opts, self.work.ptr, self.work_size)
-                        if i == self.fail_at:
-                            status = c.FR_ERR_ARG
-                        if status != c.FR_OK:
-                            break
+                self._step(xv.buf, ov.buf)
             finally:
                 PyBuffer_Release(&ov)
         finally:
             PyBuffer_Release(&xv)
+        return out
+
+    def step_exact(self, x, out=None):
+        """:meth:`step` when ``x`` and ``out`` (if given) are exactly ndarrays of the shapes, dtype
+        and layout the kernels read, ``out`` writable and apart from ``x`` (checked with the NumPy
+        C API: the streaming fast path), and the layers' cells still have the weights the
+        stepper was made from (when it was given them); otherwise None, and nothing runs."""
+        cdef const void *xp
+        cdef const void *op
+        cdef cnp.npy_intp dims[2]
+        if not _weights_unchanged(self.cells, self.weights):
+            return None
+        if not _exact_2d(x, self.batch, self.depth, self.typenum, &xp):
+            return None
+        if out is None:
+            dims[0], dims[1] = self.batch, self.output_size
+            out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        elif (not _exact_2d(out, self.batch, self.output_size, self.typenum, &op)
+              or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out)
+              or (self.batch and <const char *>op < <const char *>xp + self.batch * self.depth * self.itemsize
+                  and <const char *>xp < <const char *>op + self.batch * self.output_size * self.itemsize)):
+            return None
+        self._step(xp, cnp.PyArray_DATA(<cnp.ndarray>out))
+        return out
+
+    cdef int _step(self, const void *x, void *out) except -1:
+        cdef int i, status = c.FR_OK
+        cdef c.fr_seq *S = &self.Ss[self.cur * self.n]
+        S[0].x = x
+        S[self.n - 1].out = out
+        if _poison:
+            memset(self.work.ptr, 0xFF, self.work_size)
+        with nogil:
+            for i in range(self.n if self.batch else 0):
+                status = c.fr_layer_forward(&self.Ls[i], &S[i], &self.opts, self.work.ptr, self.work_size)
+                if i == self.fail_at:
+                    status = c.FR_ERR_ARG
+                if status != c.FR_OK:
+                    break
         _check(status)
         self.cur ^= 1  # every layer succeeded: the next state is the state
-        return out
+        return 0
+
+    def fresh(self):
+        """Whether every layer's cell still has the weights the stepper was made from."""
+        return _weights_unchanged(self.cells, self.weights)
 
     def _fail_at_layer(self, int i):
         """(Tests) make every later step fail after running layer ``i`` (-1: none)."""
@@ -725,6 +768,281 @@ cdef class Stepper:
             np.copyto(self.h[self.cur][i], hs[i], casting="same_kind")
             if cs[i] is not None:
                 np.copyto(self.c_[self.cur][i], cs[i], casting="same_kind")
+
+
+cdef enum:
+    PLAN_MAX_LAYERS = 16
+
+MAX_PLAN_LAYERS = PLAN_MAX_LAYERS  # layers of a CallPlan, at most
+
+
+cdef inline bint _exact_2d(object a, Py_ssize_t rows, Py_ssize_t width, int typenum, const void **data):
+    """Whether ``a`` is exactly an ndarray ``[rows, width]`` of ``typenum`` the kernels read as
+    it is (C-contiguous, aligned, native byte order); its data at ``*data``."""
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
+    if (cnp.PyArray_NDIM(arr) != 2 or dims[0] != rows or dims[1] != width or cnp.PyArray_TYPE(arr) != typenum
+            or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISBEHAVED_RO(arr)):
+        return False
+    data[0] = cnp.PyArray_DATA(arr)
+    return True
+
+
+cdef bint _weights_unchanged(list cells, list weights):
+    """Whether every cell still has the weights (the same dict object) it had."""
+    cdef Py_ssize_t i
+    for i in range(len(cells)):
+        if getattr(cells[i], "_weights") is not weights[i]:
+            return False
+    return True
+
+
+cdef class CallPlan:
+    """One time step of a stack of layers from the caller's state into new arrays: the path of
+    the one-step calls whose arguments need no checking or conversion -- ``cell(x, state)``
+    and a one-step ``dynamic_rnn`` from the zero state (see ``fastrnn._compiled``).
+
+    Everything that does not change between such calls of one cell, batch and options is
+    set once: each layer's ``fr_layer`` with its packed weights, the options, the workspace
+    size, zeros for the zero state, how the state is structured.  A call checks its arrays
+    with the NumPy C API (exactly ndarrays of the shapes, dtype and layout the kernels read;
+    anything else returns None and the caller validates in full), allocates the outputs,
+    runs the layers GIL-free (layer i + 1 reads layer i's new ``h``: a step's output) and
+    builds the new state.  Immutable once made, so any thread may call it at once; each call
+    takes its workspace from the pool.
+
+    ``layers``: the ``Layer`` of each layer (each depth the previous one's proj);
+    ``options``; ``batch``; ``lstm_tuple``: the class of an LSTM layer's state
+    (``LSTMStateTuple``; every LSTM layer's state a tuple of it, ``(c, h)``); ``multi``:
+    the state is a tuple of the layers' states (a ``MultiRNNCell``), else the one layer's;
+    ``cells``: each layer's cell, whose weights (``_weights``, by identity) :meth:`fresh`
+    compares with theirs now; ``made_for``, ``made_for_threads``: what the caller made it
+    for (the options object and the thread count asked for), which :func:`plan_step` and
+    :func:`plan_sequence` compare with theirs.
+    """
+    cdef c.fr_layer Ls[PLAN_MAX_LAYERS]
+    cdef c.fr_options opts
+    cdef int n, typenum
+    cdef bint multi
+    cdef readonly Py_ssize_t batch
+    cdef Py_ssize_t depth
+    cdef size_t work_size
+    cdef list held  # the layers and their packed weights
+    cdef object lstm_tuple
+    cdef object zeros  # [batch, widest state] of zeros: every layer's zero h and c
+    cdef readonly object made_for  # what the caller made it for: compared by plan_step/plan_sequence
+    cdef readonly object made_for_threads
+    cdef list cells, weights  # each layer's cell and its weights (dict) when made
+
+    def __init__(self, list layers, Options options, Py_ssize_t batch, lstm_tuple, bint multi, list cells,
+                 made_for=None, made_for_threads=None):
+        cdef Layer layer
+        cdef int i, n = len(layers)
+        cdef c.fr_seq S
+        cdef size_t ws
+        cdef Py_ssize_t widest = 1
+        cdef void *zp
+        if not 1 <= n <= PLAN_MAX_LAYERS:
+            raise ValueError(f"layers: expected 1 to {PLAN_MAX_LAYERS} Layers, got {n}")
+        if batch < 1:
+            raise ValueError(f"batch: expected a positive number of rows, got {batch}")
+        if n > 1 and not multi:
+            raise ValueError("multi: several layers make a MultiRNNCell's state")
+        self.n, self.batch, self.opts, self.multi, self.lstm_tuple = n, batch, options.opts, multi, lstm_tuple
+        if len(cells) != n:
+            raise ValueError(f"cells: expected one per layer ({n}), got {len(cells)}")
+        self.cells, self.weights = list(cells), [getattr(x, "_weights") for x in cells]
+        self.made_for, self.made_for_threads = made_for, made_for_threads
+        self.held = []
+        first = <Layer?>layers[0]
+        self.depth = first.L.depth
+        self.typenum = cnp.NPY_FLOAT32 if first.L.dtype == c.FR_FLOAT32 else cnp.NPY_FLOAT64
+        self.work_size = 1
+        for i in range(n):
+            layer = <Layer?>layers[i]
+            if layer.L.dtype != first.L.dtype:
+                raise ValueError("layers: expected one dtype for every layer")
+            if i and layer.L.depth != self.Ls[i - 1].proj:
+                raise ValueError(f"layers: layer {i}'s depth {layer.L.depth} is not the previous layer's "
+                                 f"output size {self.Ls[i - 1].proj}")
+            self.Ls[i] = layer.L
+            self.held.append(layer)
+            if options.opts.gemm == c.FR_GEMM_PACKED:
+                packed = layer.packed_for(options)
+                self.held.append(packed)
+                self.Ls[i].packed = _data(packed)
+                self.Ls[i].packed_size = packed.nbytes
+            widest = max(widest, layer.L.proj, layer.L.units)
+        self.zeros = np.zeros((batch, widest), np.float32 if self.typenum == cnp.NPY_FLOAT32 else np.float64)
+        zp = _data(self.zeros)
+        for i in range(n):  # any non-NULL pointers do for sizing
+            S.batch, S.time, S.time_major, S.reverse, S.lengths = batch, 1, 1, 0, NULL
+            S.x = S.h0 = S.out = S.h_final = zp
+            S.c0 = S.c_final = zp if self.Ls[i].cell == c.FR_CELL_LSTM else NULL
+            ws = c.fr_workspace_size(&self.Ls[i], &S, &self.opts)
+            if ws == 0:
+                _check(c.FR_ERR_ARG)
+            self.work_size = max(self.work_size, ws)
+
+    def fresh(self):
+        """Whether every layer's cell still has the weights the plan was made from."""
+        return _weights_unchanged(self.cells, self.weights)
+
+    cdef object _run(self, const void *x, const void **h0, const void **c0, object out):
+        """The layers from ``x``, each from ``h0[i]``/``c0[i]``, the last one's output into
+        ``out`` (a new C array); returns the new state in the cell's structure."""
+        cdef c.fr_seq S[PLAN_MAX_LAYERS]
+        cdef cnp.npy_intp dims[2]
+        cdef int i, status = c.FR_OK
+        cdef c.fr_options opts = self.opts
+        cdef _Workspace ws
+        cdef bint lstm
+        states = []
+        dims[0] = self.batch
+        for i in range(self.n):
+            lstm = self.Ls[i].cell == c.FR_CELL_LSTM
+            dims[1] = self.Ls[i].proj
+            h = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+            S[i].batch, S[i].time, S[i].time_major, S[i].reverse, S[i].lengths = self.batch, 1, 1, 0, NULL
+            S[i].x = x if i == 0 else S[i - 1].h_final
+            S[i].h0, S[i].c0 = h0[i], c0[i]
+            S[i].h_final = cnp.PyArray_DATA(<cnp.ndarray>h)
+            S[i].out = cnp.PyArray_DATA(<cnp.ndarray>out) if i == self.n - 1 else S[i].h_final
+            if lstm:
+                dims[1] = self.Ls[i].units
+                cs = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+                S[i].c_final = cnp.PyArray_DATA(<cnp.ndarray>cs)
+                states.append(tuple.__new__(self.lstm_tuple, (cs, h)))
+            else:
+                S[i].c_final = NULL
+                states.append(h)
+        if PyThread_get_thread_ident() == _main_ident:
+            opts.poll = _poll_signals
+        ws = _take_workspace(self.work_size)
+        try:
+            with nogil:
+                for i in range(self.n):
+                    status = c.fr_layer_forward(&self.Ls[i], &S[i], &opts, ws.ptr, self.work_size)
+                    if status != c.FR_OK:
+                        break
+        finally:
+            _give_back(ws, self.work_size)
+        _check(status)
+        return tuple(states) if self.multi else states[0]
+
+    cdef bint _state(self, object state, const void **h0, const void **c0):
+        """Each layer's ``h``/``c`` data when ``state`` is exactly what the kernels read."""
+        cdef int i
+        cdef bint lstm
+        cdef Py_ssize_t rows = self.batch
+        if self.multi:
+            if type(state) is not tuple or len(<tuple>state) != self.n:
+                return False
+        for i in range(self.n):
+            s = (<tuple>state)[i] if self.multi else state
+            lstm = self.Ls[i].cell == c.FR_CELL_LSTM
+            if lstm:
+                if type(s) is not self.lstm_tuple:
+                    return False
+                if not (_exact_2d((<tuple>s)[0], rows, self.Ls[i].units, self.typenum, &c0[i])
+                        and _exact_2d((<tuple>s)[1], rows, self.Ls[i].proj, self.typenum, &h0[i])):
+                    return False
+            else:
+                c0[i] = NULL
+                if not _exact_2d(s, rows, self.Ls[i].units, self.typenum, &h0[i]):
+                    return False
+        return True
+
+    def step(self, x, state):
+        """``(output, new_state)`` of one step from ``x`` ``[batch, depth]`` and ``state`` (in the
+        cell's structure), or None when an argument is not exactly what the kernels read."""
+        cdef const void *xp
+        cdef const void *h0[PLAN_MAX_LAYERS]
+        cdef const void *c0[PLAN_MAX_LAYERS]
+        cdef cnp.npy_intp dims[2]
+        if not _exact_2d(x, self.batch, self.depth, self.typenum, &xp) or not self._state(state, h0, c0):
+            return None
+        dims[0], dims[1] = self.batch, self.Ls[self.n - 1].proj
+        out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        if _poison:
+            memset(cnp.PyArray_DATA(<cnp.ndarray>out), 0xFF, cnp.PyArray_NBYTES(<cnp.ndarray>out))
+        return out, self._run(xp, h0, c0, out)
+
+    def sequence(self, x, bint time_major, state=None):
+        """``(outputs, final_state)`` of a one-step sequence ``x`` (``[batch, 1, depth]``, or
+        ``[1, batch, depth]`` if ``time_major``) from ``state`` (None: the zero state), or None
+        when ``x`` or ``state`` is not exactly what the kernels read."""
+        cdef const void *h0[PLAN_MAX_LAYERS]
+        cdef const void *c0[PLAN_MAX_LAYERS]
+        cdef cnp.npy_intp dims[3]
+        cdef int i
+        cdef void *zp
+        if not cnp.PyArray_CheckExact(x):
+            return None
+        cdef cnp.ndarray arr = <cnp.ndarray>x
+        cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(arr)
+        if (cnp.PyArray_NDIM(arr) != 3 or xd[0] != (1 if time_major else self.batch)
+                or xd[1] != (self.batch if time_major else 1) or xd[2] != self.depth
+                or cnp.PyArray_TYPE(arr) != self.typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
+                or not cnp.PyArray_ISBEHAVED_RO(arr)):
+            return None
+        if state is not None:
+            if not self._state(state, h0, c0):
+                return None
+        else:
+            zp = _data(self.zeros)
+            for i in range(self.n):
+                h0[i] = zp
+                c0[i] = zp if self.Ls[i].cell == c.FR_CELL_LSTM else NULL
+        dims[0], dims[1], dims[2] = xd[0], xd[1], self.Ls[self.n - 1].proj
+        out = cnp.PyArray_EMPTY(3, dims, self.typenum, 0)
+        return out, self._run(cnp.PyArray_DATA(arr), h0, c0, out)
+
+
+NO_PLAN = object()  # plan_step / plan_sequence: the cell has no fresh plan for this call
+
+
+cdef object _fresh_plan(object cell, Py_ssize_t batch, object made_for, object made_for_threads):
+    """The CallPlan kept on ``cell`` (its ``_plans`` by batch) made for these and the cell's
+    weights now, else None."""
+    plans = getattr(cell, "__dict__").get("_plans")
+    if plans is None:
+        return None
+    plan = (<dict?>plans).get(batch)
+    if plan is None:
+        return None
+    cdef CallPlan p = <CallPlan?>plan
+    if (p.made_for is not made_for or p.made_for_threads != made_for_threads
+            or not _weights_unchanged(p.cells, p.weights)):
+        return None
+    return p
+
+
+def plan_step(cell, x, state, made_for, made_for_threads):
+    """``cell._plans[batch].step(x, state)`` when that plan is fresh (made for ``made_for`` and
+    ``made_for_threads``, the weights unchanged): the one-step call in one C function, its
+    result or None (inexact arguments); ``NO_PLAN`` when there is no such plan."""
+    if not cnp.PyArray_CheckExact(x) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2:
+        return None
+    plan = _fresh_plan(cell, cnp.PyArray_DIMS(<cnp.ndarray>x)[0], made_for, made_for_threads)
+    if plan is None:
+        return NO_PLAN
+    return plan.step(x, state)
+
+
+def plan_sequence(cell, x, bint time_major, state, made_for, made_for_threads):
+    """:func:`plan_step` for ``CallPlan.sequence`` (a one-step ``dynamic_rnn``)."""
+    if not cnp.PyArray_CheckExact(x) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 3:
+        return None
+    cdef cnp.npy_intp *d = cnp.PyArray_DIMS(<cnp.ndarray>x)
+    if d[0 if time_major else 1] != 1:
+        return None
+    plan = _fresh_plan(cell, d[1 if time_major else 0], made_for, made_for_threads)
+    if plan is None:
+        return NO_PLAN
+    return plan.sequence(x, time_major, state)
 
 
 cdef void *_data(object arr) except NULL:

@@ -9,7 +9,10 @@ locking -- and imports nothing compiled.
 
 Design notes
 ------------
-- *Validation once per input shape and dtype.*  ``step`` checks its first input in full
+- *Exact arguments first.*  ``step`` first offers its arguments to the engine as they are
+  (:meth:`Engine.step_exact`): the kernels' engine runs them at once when they are exactly
+  the arrays it reads (checked in C), which is the streaming loop's usual case.
+- *Validation once per input shape and dtype.*  Otherwise ``step`` checks its first input in full
   (the feed rule, rank, batch, depth; the cell built for it) and remembers the shape and
   dtype it accepted; a later ``ndarray`` of that same shape and dtype is only made
   C-contiguous in the stream's dtype.  Anything else is checked in full again, so bad
@@ -47,6 +50,11 @@ class Engine:
         """Run a chunk ``x`` (C-contiguous, the stream's dtype) from the state, keep the final
         state; return the outputs in ``x``'s major order (zero past each row's length)."""
         raise NotImplementedError
+
+    def step_exact(self, x: Any, out: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """:meth:`step` when ``x`` (and ``out``) are exactly what the engine reads -- it checks
+        that itself, cheaply -- else None, with nothing done (here: always None)."""
+        return None
 
     def step(self, x: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
         """One step of ``x [batch, depth]``; the output written to ``out`` when given (here: a
@@ -215,6 +223,11 @@ class StreamBase:
             ``[batch_size, output_size]``: ``out`` when given.
         """
         with self._lock:
+            engine = self._engine
+            if engine is not None:  # the engine's own exact-argument path, when it has one
+                y = engine.step_exact(x_t, out)
+                if y is not None:
+                    return y
             x = self._step_input(x_t)
             if out is not None and out is not self._out_checked:
                 self._check_out(out, x)  # in full for each new out array; then the engine's checks

@@ -293,6 +293,21 @@ def fastrnn_cell_call_runner(case: Case, steps: int = STEPS) -> Runner:
     return run
 
 
+def fastrnn_dynamic_rnn_step_runner(case: Case, steps: int = STEPS) -> Runner:
+    """A one-step ``dynamic_rnn(cell, x[:, None], initial_state=state)`` with the state fed back:
+    a TF1 program's token-by-token loop, ported as it is."""
+    import fastrnn
+    cell = _fastrnn_cell(fastrnn, case, 0)
+    x = case.inputs()[:, :1].copy()
+    state = [cell.zero_state(case.batch, case.dtype)]
+
+    def run() -> Any:
+        for _ in range(steps):
+            out, state[0] = fastrnn.dynamic_rnn(cell, x, initial_state=state[0])
+        return out
+    return run
+
+
 def torch_step_runner(case: Case, steps: int = STEPS, threads: int = 1) -> Optional[Runner]:
     """``nn.LSTMCell`` / ``GRUCell`` / ``RNNCell`` under ``torch.inference_mode()``, the state fed back."""
     found = _torch(case, threads)
@@ -345,6 +360,7 @@ STEP_PEERS = {
     "fastrnn_stream": fastrnn_stream_runner,
     "fastrnn_stream_run20": fastrnn_stream_chunks_runner,
     "fastrnn_cell_call": fastrnn_cell_call_runner,
+    "fastrnn_dynamic_rnn_step": fastrnn_dynamic_rnn_step_runner,
     "torch": torch_step_runner,
     "onnxruntime": onnxruntime_step_runner,
 }
