@@ -171,14 +171,66 @@ int fr_online_cpus(void)
     return n;
 }
 
-/* ---- cancellation ---- */
-
 static long long fr_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+
+/* ---- serial sections (see fastrnn.h) ---- */
+
+#define FR_SERIAL_SLOTS 64
+static long long fr_serial_since[FR_SERIAL_SLOTS]; /* atomic: when the slot's thread entered, 0 = out */
+static int fr_serial_taken;                        /* atomic: slots handed out */
+static __thread int fr_serial_slot = -1;           /* this thread's slot + 1 (0: none yet) */
+
+static int fr_serial_my_slot(void)
+{
+    if (fr_serial_slot < 0) {
+        const int k = __atomic_fetch_add(&fr_serial_taken, 1, __ATOMIC_RELAXED);
+        fr_serial_slot = k < FR_SERIAL_SLOTS ? k : FR_SERIAL_SLOTS; /* FR_SERIAL_SLOTS: not taking part */
+    }
+    return fr_serial_slot;
+}
+
+void fr_serial_enter(void)
+{
+    const int s = fr_serial_my_slot();
+    if (s < FR_SERIAL_SLOTS)
+        __atomic_store_n(&fr_serial_since[s], fr_now_ns(), __ATOMIC_RELEASE);
+}
+
+void fr_serial_leave(void)
+{
+    const int s = fr_serial_my_slot();
+    if (s < FR_SERIAL_SLOTS)
+        __atomic_store_n(&fr_serial_since[s], 0, __ATOMIC_RELEASE);
+}
+
+void fr_serial_wait(long max_ns)
+{
+    const int me = fr_serial_my_slot();
+    const long long start = fr_now_ns();
+    long long now = start;
+    int n = __atomic_load_n(&fr_serial_taken, __ATOMIC_RELAXED), i, busy;
+    if (n > FR_SERIAL_SLOTS)
+        n = FR_SERIAL_SLOTS;
+    do {
+        busy = 0;
+        for (i = 0; i < n && !busy; ++i) {
+            const long long since = __atomic_load_n(&fr_serial_since[i], __ATOMIC_ACQUIRE);
+            busy = i != me && since != 0 && now - since < max_ns;
+        }
+        if (!busy)
+            return;
+        for (i = 0; i < 32; ++i)
+            FR_PAUSE();
+        now = fr_now_ns();
+    } while (now - start < max_ns);
+}
+
+/* ---- cancellation ---- */
 
 void fr_cancel_init(fr_cancel *c, const fr_options *o)
 {

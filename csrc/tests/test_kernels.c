@@ -34,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <pthread.h>
 
 #include "../fastrnn.h"
 #include "../fr_internal.h"
@@ -1230,6 +1232,61 @@ static void test_cancel(void)
     free(out);
 }
 
+/* fr_serial_*: a waiter returns at once when no other thread is in a serial section (or its
+ * section is older than the wait's bound), waits while one is in a fresh section, and returns
+ * as soon as that one leaves -- and never much longer than its bound. */
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static struct {
+    int phase; /* atomic: 1 = the other thread entered, 2 = leave now, 3 = left */
+} g_serial;
+
+static void *serial_other(void *arg)
+{
+    (void)arg;
+    fr_serial_enter();
+    __atomic_store_n(&g_serial.phase, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&g_serial.phase, __ATOMIC_SEQ_CST) != 2)
+        ;
+    fr_serial_leave();
+    __atomic_store_n(&g_serial.phase, 3, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void test_serial(void)
+{
+    pthread_t other;
+    double t;
+    fr_serial_enter(); /* the caller's own section is never waited for */
+    t = mono_s();
+    fr_serial_wait(200000000L);
+    CHECK(mono_s() - t < 0.05, "serial: waited %.3f s for its own section", mono_s() - t);
+    fr_serial_leave();
+
+    g_serial.phase = 0;
+    CHECK(pthread_create(&other, NULL, serial_other, NULL) == 0, "serial: pthread_create");
+    while (__atomic_load_n(&g_serial.phase, __ATOMIC_SEQ_CST) != 1)
+        ;
+    t = mono_s(); /* another thread in a fresh section: a short bound runs out */
+    fr_serial_wait(2000000L);
+    t = mono_s() - t;
+    CHECK(t >= 0.0019 && t < 0.5, "serial: a 2 ms wait took %.4f s", t);
+    t = mono_s(); /* ... and a section older than the bound is not waited for */
+    fr_serial_wait(1000000L);
+    CHECK(mono_s() - t < 0.05, "serial: waited %.3f s for a section older than the bound", mono_s() - t);
+    __atomic_store_n(&g_serial.phase, 2, __ATOMIC_SEQ_CST); /* it leaves: a long wait ends with it */
+    t = mono_s();
+    fr_serial_wait(10000000000L);
+    t = mono_s() - t;
+    CHECK(t < 5.0, "serial: a wait outlived the section it waited for by %.3f s", t);
+    pthread_join(other, NULL);
+}
+
 int main(void)
 {
     options_from_env();
@@ -1240,6 +1297,7 @@ int main(void)
     test_fp_state();
     test_packed();
     test_cancel();
+    test_serial();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail != 0;
 }

@@ -118,6 +118,9 @@ cdef extern from "fastrnn.h" nogil:
     int fr_isa_resolve(int isa) noexcept
     const char *fr_isa_name(int isa) noexcept
     int fr_online_cpus() noexcept
+    void fr_serial_enter() noexcept nogil
+    void fr_serial_leave() noexcept nogil
+    void fr_serial_wait(long max_ns) noexcept nogil
     int fr_bf16_resolve(int path, int isa, Py_ssize_t batch) noexcept
     const char *fr_bf16_name(int path) noexcept
     int fr_apply_activation(int isa, int activation, int dtype, void *x, Py_ssize_t n) noexcept
