@@ -19,7 +19,7 @@ from fastrnn import _compiled
 from fastrnn._structure import flatten
 
 from helpers import (CONFIGS, DTYPES, IMPLS, assert_close, assert_identical, assert_same_structure, make_pair,
-                     random_state)
+                     random_state, randomize)
 
 DEPTH = 3
 
@@ -233,6 +233,39 @@ def test_new_weights_are_used_from_the_next_call(rng):
     assert_close((out, stream.state), ref.dynamic_rnn(twin, x[:, 2:], initial_state=mid), np.float64)
 
 
+def test_steps_follow_new_weights_options_and_threads(rng):
+    """Each step runs under what holds at that step: new weights, other kernel options, another
+    thread count (the stepper is made again, the state carried over) -- the bits of one
+    dynamic_rnn call per step from the state before it, under the same."""
+    from fastrnn import _options
+    cell, _ = make_pair(CONFIGS["multi"], DEPTH, np.float32, rng)
+    stream = fastrnn.Stream(cell, batch_size=2)
+    x = sequences(rng, 2, 6, np.float32)
+
+    def step_checked(t):
+        before = stream.state
+        got = stream.step(x[:, t])
+        want, after = fastrnn.dynamic_rnn(cell, x[:, t:t + 1], initial_state=before)
+        assert_identical((got, stream.state), (want[:, 0], after), f"step {t}")
+
+    step_checked(0)
+    steppers = [stream._engine._stepper]
+    for layer in cell.cells:
+        randomize(layer, rng)
+    step_checked(1)
+    with _options.override(isa="generic"):
+        step_checked(2)
+    step_checked(3)
+    fastrnn.set_num_threads(3)
+    try:
+        step_checked(4)
+    finally:
+        fastrnn.set_num_threads(0)
+    step_checked(5)
+    steppers.append(stream._engine._stepper)
+    assert steppers[0] is not steppers[1]
+
+
 @pytest.mark.parametrize("m", IMPLS)
 def test_empty_batch_and_empty_chunks(m):
     stream = m.Stream(m.GRUCell(3, seed=0), batch_size=0)
@@ -356,16 +389,16 @@ def test_exact_steps_take_the_engines_fast_path_and_near_misses_the_checked_one(
     """A step whose input (and out) are exactly what the kernels read runs at once
     (``Stepper.step_exact``); every near miss runs the checked path with its conversions: the
     same bits either way, and the same state after."""
-    from fastrnn import _engine
+    from fastrnn import _kernels
     fast = []
-    real = _engine.KernelEngine.step_exact
 
-    def spy(self, x, out):
-        result = real(self, x, out)
-        fast.append(result is not None)
-        return result
+    class SpyStepper(_kernels.Stepper):
+        def step_exact(self, x, out=None):
+            result = super().step_exact(x, out)
+            fast.append(result is not None)
+            return result
 
-    monkeypatch.setattr(_engine.KernelEngine, "step_exact", spy)
+    monkeypatch.setattr(_kernels, "Stepper", SpyStepper)
     cell, _ = make_pair(CONFIGS["multi"], DEPTH, np.float32, rng)
     x = sequences(rng, 3, 1, np.float32)[:, 0].copy()
     out = np.empty((3, cell.output_size), np.float32)
@@ -395,9 +428,8 @@ def test_exact_steps_take_the_engines_fast_path_and_near_misses_the_checked_one(
             continue
         got = a.step(xi, out=o)
         assert fast == [exact], what
-        with monkeypatch.context() as mc:
-            mc.setattr(_engine.KernelEngine, "step_exact", lambda self, x, out: None)
-            want = b.step(np.asarray(xi, np.float32))
+        b._engine.step_exact = lambda x, out: None  # the checked path
+        want = b.step(np.asarray(xi, np.float32))
         assert_identical(got, want, what)
         assert_identical(a.state, b.state, what)
         if o is not None:
@@ -543,22 +575,40 @@ def test_one_stream_from_two_threads_loses_no_step(m):
         assert np.abs(history - seen).max(axis=(1, 2)).min() < 1e-12
 
 
-def test_streams_of_their_own_in_threads(rng):
+@pytest.mark.parametrize("handoff_ns", [None, 0, 10**7])
+def test_streams_of_their_own_in_threads(rng, handoff_ns):
+    """Threads stepping streams of their own (and one-step calls) give one call's bits, whether
+    they wait for each other's hold on the GIL (the default: a few microseconds; here also up to
+    10 ms) or never do."""
+    from fastrnn import _kernels
     cell, twin = make_pair(CONFIGS["multi"], DEPTH, np.float32, rng)
     xs = [sequences(rng, 2, 20, np.float32) for _ in range(4)]
     results = [None] * 4
+    calls = [None] * 4
 
     def work(i):
         stream = fastrnn.Stream(cell, batch_size=2)
-        results[i] = (np.stack([stream.step(xs[i][:, t]) for t in range(20)], axis=1), stream.state)
+        out = np.empty((2, cell.output_size), np.float32)
+        results[i] = (np.stack([stream.step(xs[i][:, t], out=out).copy() for t in range(20)], axis=1),
+                      stream.state)
+        calls[i] = fastrnn.dynamic_rnn(cell, xs[i][:, :1].copy(), initial_state=stream.state)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    previous = _kernels.set_handoff_ns(handoff_ns) if handoff_ns is not None else None
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        if previous is not None:
+            _kernels.set_handoff_ns(previous)
     for i in range(4):
+        assert_identical(results[i], fastrnn.dynamic_rnn(cell, xs[i]), f"thread {i}")
         assert_close(results[i], ref.dynamic_rnn(twin, xs[i]), np.float32, f"thread {i}")
+        assert_identical(calls[i], fastrnn.dynamic_rnn(cell, xs[i][:, :1].copy(), initial_state=results[i][1]))
+    with pytest.raises(ValueError, match="ns: expected a non-negative"):
+        _kernels.set_handoff_ns(-1)
 
 
 # ---- bfloat16: these wait on the compiled bfloat16 kernels -------------------------------------------

@@ -27,6 +27,7 @@ except ImportError as e:  # pragma: no cover - only without a build
     _IMPORT_ERROR: Optional[ImportError] = e
 else:
     _IMPORT_ERROR = None
+    _options.on_change(_kernels.options_changed)  # what was made for the options is made again
     _isa = _options.default().isa
     if _isa != "auto" and _isa not in _kernels.available_isas():
         raise ValueError(f"{_options.ENVIRONMENT['isa']}={_isa!r}: this CPU (or this build) cannot run it; "
@@ -219,11 +220,10 @@ def _plan(cell: Any, batch: int) -> Any:
     (an LSTM with ``state_is_tuple=False``, a stack without tuple states, over 16 layers).
     Kept on the cell, a few batch sizes at a time; made again when the options, the thread
     count or any layer's weights changed (the cell's layers are cached the same way)."""
-    # (made for the options object and the thread count asked for: a default one is fixed)
-    made_for, threads = _options.current(), _threads.requested()
     plan = cell.__dict__.get("_plans", _NO_PLANS).get(batch)
-    if plan is not None and plan.made_for is made_for and plan.made_for_threads == threads and plan.fresh():
+    if plan is not None and plan.fresh():
         return plan
+    generation = _kernels.generation()  # (read before the options the plan is made for)
     cell_layers = layers(cell)
     if cell_layers is None or len(cell_layers) > _kernels.MAX_PLAN_LAYERS:
         return None
@@ -233,7 +233,7 @@ def _plan(cell: Any, batch: int) -> Any:
     if any(isinstance(c, _base.LSTMCellBase) and not c._state_is_tuple for c, _ in cell_layers):
         return None
     plan = _kernels.CallPlan([layer for _, layer in cell_layers], kernel_options(None, batch), batch,
-                             _base.LSTMStateTuple, multi, [c for c, _ in cell_layers], made_for, threads)
+                             _base.LSTMStateTuple, multi, [c for c, _ in cell_layers], generation)
     plans = cell.__dict__.get("_plans")
     if plans is None or len(plans) >= 4:  # a program calls with a few batch sizes
         plans = cell.__dict__["_plans"] = {}
@@ -243,7 +243,7 @@ def _plan(cell: Any, batch: int) -> Any:
 
 def exact_step(cell: Any, x: Any, state: Any) -> Optional[Tuple[np.ndarray, Any]]:
     """``cell(x, state)`` when nothing needs checking or converting (see above), else None."""
-    done = _kernels.plan_step(cell, x, state, _options.current(), _threads.requested())
+    done = _kernels.plan_step(cell, x, state)
     if done is not _kernels.NO_PLAN:
         return done  # type: ignore[no-any-return]
     if type(x) is not np.ndarray or x.ndim != 2 or not x.shape[0]:
@@ -259,7 +259,7 @@ def exact_sequence(cell: Any, x: Any, time_major: bool, state: Any = None) -> Op
     checking or converting (see above), else None: from the zero state (None), or for one step
     from a ``state`` as a one-step call takes it."""
     if state is not None:
-        done = _kernels.plan_sequence(cell, x, time_major, state, _options.current(), _threads.requested())
+        done = _kernels.plan_sequence(cell, x, time_major, state)
         if done is not _kernels.NO_PLAN:
             return done  # type: ignore[no-any-return]
     if type(x) is not np.ndarray or x.ndim != 3:

@@ -18,7 +18,7 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from . import _cellbase as _base
-from . import _compiled, _options, _threads
+from . import _compiled
 from ._stream import Engine
 from ._structure import flatten
 from ._validate import Run
@@ -42,24 +42,26 @@ class KernelEngine(Engine):
         self._layer_cells: List[Any] = list(cell._cells) if self._multi else [cell]
         self._batch = int(flatten(state)[0].shape[0])
         self._stepper: Any = None
-        self._seen: Tuple[Any, ...] = ()
         self.set_state(state)
 
     def _current(self) -> Any:
         """The stepper for the cell's weights and the options now (made again when they changed)."""
         st = self._stepper
-        if st is not None and self._seen == (_options.current(), _threads.requested()) and st.fresh():
+        if st is not None and st.fresh():
             return st
+        generation = _compiled.require_kernels().generation()  # (read before the options)
         layers = _compiled.layers(self._cell)  # cached on the cell; new if its weights were set since
         if layers is None:
             raise RuntimeError(f"{type(self._cell).__name__} no longer runs on the compiled kernels")
         new = _compiled.require_kernels().Stepper([layer for _, layer in layers],
                                                   _compiled.kernel_options(self._precision, self._batch),
-                                                  self._batch, [c for c, _ in layers])
+                                                  self._batch, [c for c, _ in layers], generation)
         if st is not None:
             new.set_state(*st.state())
         self._stepper = new
-        self._seen = (_options.current(), _threads.requested())
+        # Stream.step's first try, bound to the stepper itself (no Python frame in between); a
+        # stale stepper returns None, and the checked path comes here for a new one
+        self.step_exact = new.step_exact  # type: ignore[method-assign]
         return new
 
     def set_state(self, state: Any) -> None:
@@ -79,11 +81,6 @@ class KernelEngine(Engine):
     def step(self, x: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
         return self._current().step(x, out)  # type: ignore[no-any-return]
 
-    def step_exact(self, x: Any, out: Optional[np.ndarray]) -> Optional[np.ndarray]:
-        st = self._stepper
-        if self._seen != (_options.current(), _threads.requested()):
-            return None  # the options changed: the checked path makes the stepper again
-        return st.step_exact(x, out)  # type: ignore[no-any-return]
 
     def advance(self, x: np.ndarray, lengths: Optional[np.ndarray], time_major: bool) -> np.ndarray:
         stepper = self._current()

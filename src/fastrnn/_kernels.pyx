@@ -582,7 +582,8 @@ cdef class Stepper:
     ``layers``: the ``Layer`` of each layer, in order (each layer's depth the previous one's
     proj); ``options``: how it runs; ``batch``: rows (0: steps do nothing); ``cells``
     (optional): each layer's cell, whose weights :meth:`fresh` and :meth:`step_exact` compare
-    with those it was made from.  The state starts at zero.  Not thread-safe: one caller at
+    with those it was made from; ``generation`` (optional): the options' generation it was
+    made under (see :class:`CallPlan`).  The state starts at zero.  Not thread-safe: one caller at
     a time (``fr.Stream`` holds a lock).
     """
     cdef c.fr_layer *Ls
@@ -598,6 +599,7 @@ cdef class Stepper:
     cdef object np_dtype
     cdef int typenum, itemsize
     cdef list cells, weights  # each layer's cell and its weights when made (None: not checked)
+    cdef unsigned long generation  # the options' generation it was made under (0: not checked)
 
     def __cinit__(self):
         self.Ls = NULL
@@ -609,7 +611,8 @@ cdef class Stepper:
         PyMem_RawFree(self.Ls)
         PyMem_RawFree(self.Ss)
 
-    def __init__(self, list layers, Options options, Py_ssize_t batch, list cells=None):
+    def __init__(self, list layers, Options options, Py_ssize_t batch, list cells=None,
+                 unsigned long generation=0):
         cdef Layer layer
         cdef int i, p, n = len(layers)
         cdef size_t ws
@@ -633,6 +636,7 @@ cdef class Stepper:
             raise ValueError(f"cells: expected one per layer ({n}), got {len(cells)}")
         self.cells = [] if cells is None else list(cells)
         self.weights = [getattr(x, "_weights") for x in self.cells]
+        self.generation = generation
         self.h, self.c_ = [[], []], [[], []]
         mids = []
         for i in range(n):
@@ -701,12 +705,12 @@ cdef class Stepper:
     def step_exact(self, x, out=None):
         """:meth:`step` when ``x`` and ``out`` (if given) are exactly ndarrays of the shapes, dtype
         and layout the kernels read, ``out`` writable and apart from ``x`` (checked with the NumPy
-        C API: the streaming fast path), and the layers' cells still have the weights the
-        stepper was made from (when it was given them); otherwise None, and nothing runs."""
+        C API: the streaming fast path), and the stepper is :meth:`fresh`; otherwise None, and
+        nothing runs."""
         cdef const void *xp
         cdef const void *op
         cdef cnp.npy_intp dims[2]
-        if not _weights_unchanged(self.cells, self.weights):
+        if not self._fresh():
             return None
         if not _exact_2d(x, self.batch, self.depth, self.typenum, &xp):
             return None
@@ -729,19 +733,28 @@ cdef class Stepper:
         if _poison:
             memset(self.work.ptr, 0xFF, self.work_size)
         with nogil:
+            c.fr_serial_leave()  # (see _HANDOFF_NS)
             for i in range(self.n if self.batch else 0):
                 status = c.fr_layer_forward(&self.Ls[i], &S[i], &self.opts, self.work.ptr, self.work_size)
                 if i == self.fail_at:
                     status = c.FR_ERR_ARG
                 if status != c.FR_OK:
                     break
+            c.fr_serial_wait(_HANDOFF_NS)
+        c.fr_serial_enter()
         _check(status)
         self.cur ^= 1  # every layer succeeded: the next state is the state
         return 0
 
+    cdef bint _fresh(self):
+        return ((self.generation == 0 or self.generation == _generation)
+                and _weights_unchanged(self.cells, self.weights))
+
     def fresh(self):
-        """Whether every layer's cell still has the weights the stepper was made from."""
-        return _weights_unchanged(self.cells, self.weights)
+        """Whether the stepper was made under the options now (when given the generation it was
+        made under) and every layer's cell still has the weights it was made from (when given
+        the cells)."""
+        return self._fresh()
 
     def _fail_at_layer(self, int i):
         """(Tests) make every later step fail after running layer ``i`` (-1: none)."""
@@ -770,8 +783,43 @@ cdef class Stepper:
                 np.copyto(self.c_[self.cur][i], cs[i], casting="same_kind")
 
 
+# What the one-step plans and the stream steppers were made for -- the options and the thread
+# count -- is compared by number: fastrnn._compiled calls options_changed() whenever either
+# changes (fastrnn._options.on_change), and each plan or stepper keeps the number it was made
+# under (the caller reads generation() before it reads the options).
+cdef unsigned long _generation = 1
+
+
+def options_changed():
+    """The options or the thread count changed: every plan and stepper made before is stale."""
+    global _generation
+    _generation += 1
+
+
+def generation():
+    """The options' generation now (see options_changed)."""
+    return _generation
+
+
 cdef enum:
     PLAN_MAX_LAYERS = 16
+
+# The steps of streams and one-step calls take a few microseconds without the GIL between a
+# microsecond or so of Python with it.  Threads doing them side by side would otherwise sleep
+# on the GIL whenever another holds it, and wake tens of microseconds later; so each marks the
+# time it holds the GIL as a serial section and, before taking the GIL back, waits up to this
+# long for another that recently took it to let go (fr_serial_wait in csrc/fastrnn.h).
+cdef long _HANDOFF_NS = 5000
+
+
+def set_handoff_ns(long ns):
+    """(Tests, benchmarks) How long a step waits for another thread's serial section before
+    taking the GIL back (0: never waits); returns the previous value."""
+    global _HANDOFF_NS
+    if ns < 0:
+        raise ValueError(f"ns: expected a non-negative number of nanoseconds, got {ns}")
+    previous, _HANDOFF_NS = _HANDOFF_NS, ns
+    return previous
 
 MAX_PLAN_LAYERS = PLAN_MAX_LAYERS  # layers of a CallPlan, at most
 
@@ -818,9 +866,8 @@ cdef class CallPlan:
     (``LSTMStateTuple``; every LSTM layer's state a tuple of it, ``(c, h)``); ``multi``:
     the state is a tuple of the layers' states (a ``MultiRNNCell``), else the one layer's;
     ``cells``: each layer's cell, whose weights (``_weights``, by identity) :meth:`fresh`
-    compares with theirs now; ``made_for``, ``made_for_threads``: what the caller made it
-    for (the options object and the thread count asked for), which :func:`plan_step` and
-    :func:`plan_sequence` compare with theirs.
+    compares with theirs now; ``generation``: the options' generation (:func:`generation`,
+    read before ``options``) that :meth:`fresh` compares with the one now.
     """
     cdef c.fr_layer Ls[PLAN_MAX_LAYERS]
     cdef c.fr_options opts
@@ -832,12 +879,11 @@ cdef class CallPlan:
     cdef list held  # the layers and their packed weights
     cdef object lstm_tuple
     cdef object zeros  # [batch, widest state] of zeros: every layer's zero h and c
-    cdef readonly object made_for  # what the caller made it for: compared by plan_step/plan_sequence
-    cdef readonly object made_for_threads
+    cdef readonly unsigned long generation  # the options' generation it was made under
     cdef list cells, weights  # each layer's cell and its weights (dict) when made
 
     def __init__(self, list layers, Options options, Py_ssize_t batch, lstm_tuple, bint multi, list cells,
-                 made_for=None, made_for_threads=None):
+                 unsigned long generation):
         cdef Layer layer
         cdef int i, n = len(layers)
         cdef c.fr_seq S
@@ -854,7 +900,7 @@ cdef class CallPlan:
         if len(cells) != n:
             raise ValueError(f"cells: expected one per layer ({n}), got {len(cells)}")
         self.cells, self.weights = list(cells), [getattr(x, "_weights") for x in cells]
-        self.made_for, self.made_for_threads = made_for, made_for_threads
+        self.generation = generation
         self.held = []
         first = <Layer?>layers[0]
         self.depth = first.L.depth
@@ -887,8 +933,9 @@ cdef class CallPlan:
             self.work_size = max(self.work_size, ws)
 
     def fresh(self):
-        """Whether every layer's cell still has the weights the plan was made from."""
-        return _weights_unchanged(self.cells, self.weights)
+        """Whether the plan was made under the options now and every layer's cell still has the
+        weights it was made from."""
+        return self.generation == _generation and _weights_unchanged(self.cells, self.weights)
 
     cdef object _run(self, const void *x, const void **h0, const void **c0, object out):
         """The layers from ``x``, each from ``h0[i]``/``c0[i]``, the last one's output into
@@ -923,10 +970,13 @@ cdef class CallPlan:
         ws = _take_workspace(self.work_size)
         try:
             with nogil:
+                c.fr_serial_leave()  # (see _HANDOFF_NS)
                 for i in range(self.n):
                     status = c.fr_layer_forward(&self.Ls[i], &S[i], &opts, ws.ptr, self.work_size)
                     if status != c.FR_OK:
                         break
+                c.fr_serial_wait(_HANDOFF_NS)
+            c.fr_serial_enter()
         finally:
             _give_back(ws, self.work_size)
         _check(status)
@@ -1004,9 +1054,8 @@ cdef class CallPlan:
 NO_PLAN = object()  # plan_step / plan_sequence: the cell has no fresh plan for this call
 
 
-cdef object _fresh_plan(object cell, Py_ssize_t batch, object made_for, object made_for_threads):
-    """The CallPlan kept on ``cell`` (its ``_plans`` by batch) made for these and the cell's
-    weights now, else None."""
+cdef object _fresh_plan(object cell, Py_ssize_t batch):
+    """The fresh CallPlan kept on ``cell`` (its ``_plans`` by batch), else None."""
     plans = getattr(cell, "__dict__").get("_plans")
     if plans is None:
         return None
@@ -1014,32 +1063,30 @@ cdef object _fresh_plan(object cell, Py_ssize_t batch, object made_for, object m
     if plan is None:
         return None
     cdef CallPlan p = <CallPlan?>plan
-    if (p.made_for is not made_for or p.made_for_threads != made_for_threads
-            or not _weights_unchanged(p.cells, p.weights)):
+    if p.generation != _generation or not _weights_unchanged(p.cells, p.weights):
         return None
     return p
 
 
-def plan_step(cell, x, state, made_for, made_for_threads):
-    """``cell._plans[batch].step(x, state)`` when that plan is fresh (made for ``made_for`` and
-    ``made_for_threads``, the weights unchanged): the one-step call in one C function, its
-    result or None (inexact arguments); ``NO_PLAN`` when there is no such plan."""
+def plan_step(cell, x, state):
+    """``cell._plans[batch].step(x, state)`` when that plan is fresh: the one-step call in one
+    C function, its result or None (inexact arguments); ``NO_PLAN`` when there is no such plan."""
     if not cnp.PyArray_CheckExact(x) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 2:
         return None
-    plan = _fresh_plan(cell, cnp.PyArray_DIMS(<cnp.ndarray>x)[0], made_for, made_for_threads)
+    plan = _fresh_plan(cell, cnp.PyArray_DIMS(<cnp.ndarray>x)[0])
     if plan is None:
         return NO_PLAN
     return plan.step(x, state)
 
 
-def plan_sequence(cell, x, bint time_major, state, made_for, made_for_threads):
+def plan_sequence(cell, x, bint time_major, state):
     """:func:`plan_step` for ``CallPlan.sequence`` (a one-step ``dynamic_rnn``)."""
     if not cnp.PyArray_CheckExact(x) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 3:
         return None
     cdef cnp.npy_intp *d = cnp.PyArray_DIMS(<cnp.ndarray>x)
     if d[0 if time_major else 1] != 1:
         return None
-    plan = _fresh_plan(cell, d[1 if time_major else 0], made_for, made_for_threads)
+    plan = _fresh_plan(cell, d[1 if time_major else 0])
     if plan is None:
         return NO_PLAN
     return plan.sequence(x, time_major, state)

@@ -27,7 +27,7 @@ import contextlib
 import os
 import threading
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["Options", "current", "override", "default", "ENVIRONMENT"]
 
@@ -90,6 +90,19 @@ def _from_environment(environ: Any) -> Tuple[Options, Optional[int]]:
 _DEFAULT, ENV_THREADS = _from_environment(os.environ)
 _lock = threading.Lock()
 _current = _DEFAULT
+_listeners: List[Callable[[], None]] = []
+
+
+def on_change(listener: Callable[[], None]) -> None:
+    """Call ``listener()`` whenever the options or the thread count change (what was made for
+    them -- the compiled one-step plans and stream steppers -- is made again)."""
+    _listeners.append(listener)
+
+
+def changed() -> None:
+    """Tell the listeners the options or the thread count changed."""
+    for listener in list(_listeners):
+        listener()
 
 
 def default() -> Options:
@@ -111,8 +124,10 @@ def override(**changes: Any) -> Iterator[Options]:
         previous = _current
         _current = replace(previous, **changes)
         mine = _current
+    changed()
     try:
         yield mine
     finally:
         with _lock:
             _current = previous
+        changed()

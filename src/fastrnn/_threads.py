@@ -32,12 +32,7 @@ def set_num_threads(n: int) -> None:
     if n < 0:
         raise ValueError(f"n: expected a non-negative integer, got {n}")
     _requested = int(n)
-
-
-def requested() -> int:
-    """What :func:`set_num_threads` last set (0: the default, fixed for the process): a
-    cheaper key than :func:`get_num_threads` for what was made for the thread count."""
-    return _requested
+    _options.changed()
 
 
 _online = 0  # the online CPUs, once known
