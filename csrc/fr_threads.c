@@ -178,49 +178,84 @@ static long long fr_now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* ---- serial sections (see fastrnn.h) ---- */
+/* ---- serial sections (see fastrnn.h) ----
+ * Each taking part thread owns one of 64 slots (a bit of fr_serial_used), given back when it
+ * exits (a pthread key's destructor); a thread that finds none free does not take part until
+ * one is.  (After fork() the child keeps the bits of threads that did not come with it: at
+ * worst it has fewer slots.) */
 
 #define FR_SERIAL_SLOTS 64
 static long long fr_serial_since[FR_SERIAL_SLOTS]; /* atomic: when the slot's thread entered, 0 = out */
-static int fr_serial_taken;                        /* atomic: slots handed out */
-static __thread int fr_serial_slot = -1;           /* this thread's slot + 1 (0: none yet) */
+static unsigned long long fr_serial_used;          /* atomic: the slots taken, one bit each */
+static pthread_key_t fr_serial_key;
+static int fr_serial_key_ok;
+static pthread_once_t fr_serial_once = PTHREAD_ONCE_INIT;
+static __thread int fr_serial_slot = -1; /* this thread's slot; -1: none */
 
+static void fr_serial_release(void *value) /* at the exit of a thread that had a slot */
+{
+    const int s = (int)(intptr_t)value - 1;
+    __atomic_store_n(&fr_serial_since[s], 0, __ATOMIC_RELEASE);
+    __atomic_fetch_and(&fr_serial_used, ~(1ULL << s), __ATOMIC_ACQ_REL);
+}
+
+static void fr_serial_init(void)
+{
+    fr_serial_key_ok = pthread_key_create(&fr_serial_key, fr_serial_release) == 0;
+}
+
+/* This thread's slot, taken on first use; -1 when none is free (or no key could be made). */
 static int fr_serial_my_slot(void)
 {
-    if (fr_serial_slot < 0) {
-        const int k = __atomic_fetch_add(&fr_serial_taken, 1, __ATOMIC_RELAXED);
-        fr_serial_slot = k < FR_SERIAL_SLOTS ? k : FR_SERIAL_SLOTS; /* FR_SERIAL_SLOTS: not taking part */
+    unsigned long long used;
+    if (fr_serial_slot >= 0)
+        return fr_serial_slot;
+    pthread_once(&fr_serial_once, fr_serial_init);
+    used = __atomic_load_n(&fr_serial_used, __ATOMIC_ACQUIRE);
+    while (fr_serial_key_ok && used != ~0ULL) {
+        const int k = __builtin_ctzll(~used);
+        if (__atomic_compare_exchange_n(&fr_serial_used, &used, used | (1ULL << k), 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            if (pthread_setspecific(fr_serial_key, (void *)(intptr_t)(k + 1)) != 0) {
+                __atomic_fetch_and(&fr_serial_used, ~(1ULL << k), __ATOMIC_ACQ_REL);
+                return -1;
+            }
+            fr_serial_slot = k;
+            return k;
+        }
     }
-    return fr_serial_slot;
+    return -1;
 }
 
 void fr_serial_enter(void)
 {
     const int s = fr_serial_my_slot();
-    if (s < FR_SERIAL_SLOTS)
+    if (s >= 0)
         __atomic_store_n(&fr_serial_since[s], fr_now_ns(), __ATOMIC_RELEASE);
 }
 
 void fr_serial_leave(void)
 {
-    const int s = fr_serial_my_slot();
-    if (s < FR_SERIAL_SLOTS)
+    const int s = fr_serial_slot; /* (a thread without a slot has nothing to leave) */
+    if (s >= 0)
         __atomic_store_n(&fr_serial_since[s], 0, __ATOMIC_RELEASE);
 }
 
 void fr_serial_wait(long max_ns)
 {
-    const int me = fr_serial_my_slot();
+    const int me = fr_serial_slot;
     const long long start = fr_now_ns();
     long long now = start;
-    int n = __atomic_load_n(&fr_serial_taken, __ATOMIC_RELAXED), i, busy;
-    if (n > FR_SERIAL_SLOTS)
-        n = FR_SERIAL_SLOTS;
+    int i, busy;
     do {
+        unsigned long long others = __atomic_load_n(&fr_serial_used, __ATOMIC_ACQUIRE);
+        if (me >= 0)
+            others &= ~(1ULL << me);
         busy = 0;
-        for (i = 0; i < n && !busy; ++i) {
-            const long long since = __atomic_load_n(&fr_serial_since[i], __ATOMIC_ACQUIRE);
-            busy = i != me && since != 0 && now - since < max_ns;
+        while (others && !busy) {
+            const long long since = __atomic_load_n(&fr_serial_since[__builtin_ctzll(others)], __ATOMIC_ACQUIRE);
+            busy = since != 0 && now - since < max_ns;
+            others &= others - 1;
         }
         if (!busy)
             return;

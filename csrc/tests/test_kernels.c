@@ -1243,12 +1243,14 @@ static double mono_s(void)
 }
 
 static struct {
-    int phase; /* atomic: 1 = the other thread entered, 2 = leave now, 3 = left */
+    int phase;      /* atomic: 1 = the other thread entered, 2 = leave now, 3 = left */
+    double entered; /* when it entered (before phase 1) */
 } g_serial;
 
 static void *serial_other(void *arg)
 {
     (void)arg;
+    g_serial.entered = mono_s();
     fr_serial_enter();
     __atomic_store_n(&g_serial.phase, 1, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&g_serial.phase, __ATOMIC_SEQ_CST) != 2)
@@ -1258,10 +1260,18 @@ static void *serial_other(void *arg)
     return NULL;
 }
 
+static void *serial_exits(void *arg)
+{
+    (void)arg;
+    fr_serial_enter(); /* and never leaves */
+    return NULL;
+}
+
 static void test_serial(void)
 {
     pthread_t other;
     double t;
+    int k;
     fr_serial_enter(); /* the caller's own section is never waited for */
     t = mono_s();
     fr_serial_wait(200000000L);
@@ -1272,10 +1282,10 @@ static void test_serial(void)
     CHECK(pthread_create(&other, NULL, serial_other, NULL) == 0, "serial: pthread_create");
     while (__atomic_load_n(&g_serial.phase, __ATOMIC_SEQ_CST) != 1)
         ;
-    t = mono_s(); /* another thread in a fresh section: a short bound runs out */
+    t = mono_s(); /* another thread in a fresh section: a short bound runs out (2 ms after it entered) */
     fr_serial_wait(2000000L);
-    t = mono_s() - t;
-    CHECK(t >= 0.0019 && t < 0.5, "serial: a 2 ms wait took %.4f s", t);
+    CHECK(mono_s() - g_serial.entered >= 0.0019 && mono_s() - t < 0.5, "serial: a 2 ms wait ended %.4f s after "
+          "the section began", mono_s() - g_serial.entered);
     t = mono_s(); /* ... and a section older than the bound is not waited for */
     fr_serial_wait(1000000L);
     CHECK(mono_s() - t < 0.05, "serial: waited %.3f s for a section older than the bound", mono_s() - t);
@@ -1284,6 +1294,26 @@ static void test_serial(void)
     fr_serial_wait(10000000000L);
     t = mono_s() - t;
     CHECK(t < 5.0, "serial: a wait outlived the section it waited for by %.3f s", t);
+    pthread_join(other, NULL);
+
+    g_serial.phase = 0; /* a thread that exits inside its section gives its slot back */
+    CHECK(pthread_create(&other, NULL, serial_exits, NULL) == 0, "serial: pthread_create");
+    pthread_join(other, NULL);
+    t = mono_s();
+    fr_serial_wait(10000000000L);
+    CHECK(mono_s() - t < 5.0, "serial: waited %.3f s for a thread that had exited", mono_s() - t);
+    for (k = 0; k < 200; ++k) { /* more threads than slots over time: each exit frees its slot, */
+        CHECK(pthread_create(&other, NULL, serial_exits, NULL) == 0, "serial: pthread_create");
+        pthread_join(other, NULL);
+    }
+    g_serial.phase = 0; /* so the next one still takes part: it is waited for */
+    CHECK(pthread_create(&other, NULL, serial_other, NULL) == 0, "serial: pthread_create");
+    while (__atomic_load_n(&g_serial.phase, __ATOMIC_SEQ_CST) != 1)
+        ;
+    fr_serial_wait(2000000L);
+    CHECK(mono_s() - g_serial.entered >= 0.0019, "serial: the 201st thread had no slot (the wait ended %.4f s "
+          "after its section began)", mono_s() - g_serial.entered);
+    __atomic_store_n(&g_serial.phase, 2, __ATOMIC_SEQ_CST);
     pthread_join(other, NULL);
 }
 
