@@ -188,13 +188,15 @@ def test_a_step_plan_follows_weights_options_threads_and_batch(rng, taken, monke
         check(batch, f"batch {batch}")
     for layer in cell.cells:  # new weights
         randomize(layer, rng)
-    assert check(3, "new weights") is not first
-    after = _compiled._plan(cell, 3)
-    with _options.override(xproj="hoisted"):
-        assert check(3, "other options") is not after
-    fastrnn.set_num_threads(2)
+    before = check(3, "new weights")
+    assert before is not first
+    with _options.override(xproj="fused"):  # (batch 3 is hoisted by default)
+        assert check(3, "other options") is not before
+    before = check(3, "the options back")
+    threads = fastrnn.get_num_threads()
+    fastrnn.set_num_threads(threads + 1)
     try:
-        assert check(3, "another thread count") is not after
+        assert check(3, "another thread count") is not before
     finally:
         fastrnn.set_num_threads(0)
 
@@ -222,3 +224,83 @@ def test_one_step_calls_from_threads_share_a_plan(rng):
     for t in threads:
         t.join()
     assert not failures
+
+
+def test_objects_that_are_not_built_in_cells_never_reach_a_plan(rng):
+    """The shortcuts look for a plan on built-in cells only: anything else -- not a cell at all,
+    a duck-typed cell with __slots__, a user's cell with a ``_plans`` attribute of its own --
+    gets the validated path (its errors, or its own step)."""
+    x1 = np.zeros((2, 1, 3), np.float32)
+    state = np.zeros((2, 4), np.float32)
+    with pytest.raises(TypeError, match="^cell"):
+        fastrnn.dynamic_rnn(object(), x1, initial_state=state)
+    with pytest.raises(TypeError, match="^cell"):
+        fastrnn.dynamic_rnn(object(), x1)
+
+    class Slotted:  # any object with state_size, output_size and __call__ is a cell
+        __slots__ = ()
+        state_size = 4
+        output_size = 4
+
+        def zero_state(self, batch, dtype):
+            return np.zeros((batch, 4), dtype)
+
+        def __call__(self, x, h):
+            return h + 1, h + 1
+
+    class Mine(Slotted):
+        __slots__ = ("_plans",)
+
+        def __init__(self):
+            self._plans = {2: "not a plan"}
+
+    for cell in (Slotted(), Mine()):
+        out, final = fastrnn.dynamic_rnn(cell, x1, initial_state=state)
+        np.testing.assert_array_equal(final, state + 1)
+        out, final = fastrnn.dynamic_rnn(cell, x1)
+        np.testing.assert_array_equal(final, state + 1)
+
+    cell, _ = make_pair(CONFIGS["basic_lstm"], 3, np.float32, rng)
+    cell.__dict__["_plans"] = {2: "not a plan"}  # a plan store in a bad state: made again
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    st = random_state(cell, 2, np.float32, rng)
+    assert_identical(cell(x, st), validated_call(cell, x, st))
+
+
+def validated_call(cell, x, state):
+    """``cell(x, state)`` on the validated path (no monkeypatch fixture needed)."""
+    with pytest.MonkeyPatch.context() as m:
+        return validated(m, lambda: cell(x, state))
+
+
+def test_a_plan_checks_what_it_is_given(rng):
+    cell, _ = make_pair(CONFIGS["basic_lstm"], 3, np.float32, rng)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    c, h = random_state(cell, 2, np.float32, rng)
+    plan = _compiled._plan(cell, 2)
+    assert plan.step(x, LSTMStateTuple(c, h)) is not None
+    assert plan.step(x, tuple.__new__(LSTMStateTuple, (c,))) is None  # a malformed state tuple
+    assert plan.step(x, tuple.__new__(LSTMStateTuple, (c, h, h))) is None
+    empty = _kernels.CallPlan.__new__(_kernels.CallPlan)  # never initialized: runs nothing
+    assert empty.step(x, LSTMStateTuple(c, h)) is None
+    assert empty.sequence(x[:, None], False) is None
+    assert not empty.fresh(cell)
+
+
+def test_a_cell_with_plans_goes_with_its_last_reference(rng):
+    """A plan keeps no reference to its cell: no cycle keeps the cell (and its packed weights)
+    alive until the garbage collector runs."""
+    import gc
+    import weakref
+    cell, _ = make_pair(CONFIGS["multi"], 3, np.float32, rng)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    cell(x, random_state(cell, 2, np.float32, rng))
+    fastrnn.dynamic_rnn(cell, x[:, None])
+    assert cell.__dict__.get("_plans")
+    ref = weakref.ref(cell)
+    gc.disable()
+    try:
+        del cell
+        assert ref() is None
+    finally:
+        gc.enable()

@@ -248,22 +248,28 @@ def test_steps_follow_new_weights_options_and_threads(rng):
         want, after = fastrnn.dynamic_rnn(cell, x[:, t:t + 1], initial_state=before)
         assert_identical((got, stream.state), (want[:, 0], after), f"step {t}")
 
+    def stepper():
+        return stream._engine._stepper
+
     step_checked(0)
-    steppers = [stream._engine._stepper]
+    first = stepper()
     for layer in cell.cells:
         randomize(layer, rng)
     step_checked(1)
+    assert stepper() is not first, "new weights: a new stepper"
+    before = stepper()
     with _options.override(isa="generic"):
         step_checked(2)
+        assert stepper() is not before, "other options: a new stepper"
     step_checked(3)
-    fastrnn.set_num_threads(3)
+    before = stepper()
+    fastrnn.set_num_threads(fastrnn.get_num_threads() + 1)
     try:
         step_checked(4)
+        assert stepper() is not before, "another thread count: a new stepper"
     finally:
         fastrnn.set_num_threads(0)
     step_checked(5)
-    steppers.append(stream._engine._stepper)
-    assert steppers[0] is not steppers[1]
 
 
 @pytest.mark.parametrize("m", IMPLS)

@@ -211,7 +211,13 @@ def _exact_cell(cell: Any, x: Any, ndim: int) -> Optional[List[Tuple[Any, Any]]]
     return cell_layers
 
 
-_NO_PLANS: Dict[int, Any] = {}
+_STALE = object()  # the weights of a Layer no longer cached on its cell: never any cell's
+
+
+def _sources(cell_layers: List[Tuple[Any, Any]]) -> List[Any]:
+    """The weights (dict) each ``Layer`` was made from (:func:`_layer` caches the pair on the
+    cell; if another thread has set new weights since, a marker no cell's weights are)."""
+    return [c._cache[0] if c._cache is not None and c._cache[1] is layer else _STALE for c, layer in cell_layers]
 
 
 def _plan(cell: Any, batch: int) -> Any:
@@ -220,22 +226,22 @@ def _plan(cell: Any, batch: int) -> Any:
     (an LSTM with ``state_is_tuple=False``, a stack without tuple states, over 16 layers).
     Kept on the cell, a few batch sizes at a time; made again when the options, the thread
     count or any layer's weights changed (the cell's layers are cached the same way)."""
-    plan = cell.__dict__.get("_plans", _NO_PLANS).get(batch)
-    if plan is not None and plan.fresh():
-        return plan
-    generation = _kernels.generation()  # (read before the options the plan is made for)
     cell_layers = layers(cell)
     if cell_layers is None or len(cell_layers) > _kernels.MAX_PLAN_LAYERS:
         return None
+    plans = cell.__dict__.get("_plans")  # (a built-in cell: layers() said so)
+    plan = plans.get(batch) if isinstance(plans, dict) else None
+    if isinstance(plan, _kernels.CallPlan) and plan.fresh(cell):
+        return plan
     multi = isinstance(cell, _base.MultiRNNCellBase)
     if multi and not cell._state_is_tuple:
         return None
     if any(isinstance(c, _base.LSTMCellBase) and not c._state_is_tuple for c, _ in cell_layers):
         return None
+    generation = _kernels.generation()  # (read before the options the plan is made for)
     plan = _kernels.CallPlan([layer for _, layer in cell_layers], kernel_options(None, batch), batch,
-                             _base.LSTMStateTuple, multi, [c for c, _ in cell_layers], generation)
-    plans = cell.__dict__.get("_plans")
-    if plans is None or len(plans) >= 4:  # a program calls with a few batch sizes
+                             _base.LSTMStateTuple, multi, _sources(cell_layers), generation)
+    if not isinstance(plans, dict) or len(plans) >= 4:  # a program calls with a few batch sizes
         plans = cell.__dict__["_plans"] = {}
     plans[batch] = plan
     return plan
@@ -243,6 +249,8 @@ def _plan(cell: Any, batch: int) -> Any:
 
 def exact_step(cell: Any, x: Any, state: Any) -> Optional[Tuple[np.ndarray, Any]]:
     """``cell(x, state)`` when nothing needs checking or converting (see above), else None."""
+    if _kernels is None:
+        return None
     done = _kernels.plan_step(cell, x, state)
     if done is not _kernels.NO_PLAN:
         return done  # type: ignore[no-any-return]
@@ -258,6 +266,8 @@ def exact_sequence(cell: Any, x: Any, time_major: bool, state: Any = None) -> Op
     """``dynamic_rnn(cell, x, initial_state=state, time_major=time_major)`` when nothing needs
     checking or converting (see above), else None: from the zero state (None), or for one step
     from a ``state`` as a one-step call takes it."""
+    if _kernels is None:
+        return None
     if state is not None:
         done = _kernels.plan_sequence(cell, x, time_major, state)
         if done is not _kernels.NO_PLAN:

@@ -55,7 +55,8 @@ class KernelEngine(Engine):
             raise RuntimeError(f"{type(self._cell).__name__} no longer runs on the compiled kernels")
         new = _compiled.require_kernels().Stepper([layer for _, layer in layers],
                                                   _compiled.kernel_options(self._precision, self._batch),
-                                                  self._batch, [c for c, _ in layers], generation)
+                                                  self._batch, [c for c, _ in layers],
+                                                  _compiled._sources(layers), generation)
         if st is not None:
             new.set_state(*st.state())
         self._stepper = new

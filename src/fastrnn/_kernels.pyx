@@ -580,9 +580,9 @@ cdef class Stepper:
     when every layer succeeded: a failed step leaves the state as it was.
 
     ``layers``: the ``Layer`` of each layer, in order (each layer's depth the previous one's
-    proj); ``options``: how it runs; ``batch``: rows (0: steps do nothing); ``cells``
-    (optional): each layer's cell, whose weights :meth:`fresh` and :meth:`step_exact` compare
-    with those it was made from; ``generation`` (optional): the options' generation it was
+    proj); ``options``: how it runs; ``batch``: rows (0: steps do nothing); ``cells`` and
+    ``weights`` (optional): each layer's cell and the weights (dict) its ``Layer`` was made
+    from, which :meth:`fresh` and :meth:`step_exact` compare with the cell's now; ``generation`` (optional): the options' generation it was
     made under (see :class:`CallPlan`).  The state starts at zero.  Not thread-safe: one caller at
     a time (``fr.Stream`` holds a lock).
     """
@@ -611,7 +611,7 @@ cdef class Stepper:
         PyMem_RawFree(self.Ls)
         PyMem_RawFree(self.Ss)
 
-    def __init__(self, list layers, Options options, Py_ssize_t batch, list cells=None,
+    def __init__(self, list layers, Options options, Py_ssize_t batch, list cells=None, list weights=None,
                  unsigned long generation=0):
         cdef Layer layer
         cdef int i, p, n = len(layers)
@@ -632,10 +632,10 @@ cdef class Stepper:
         self.np_dtype = np.float32 if self.dtype == c.FR_FLOAT32 else np.float64
         self.typenum = cnp.NPY_FLOAT32 if self.dtype == c.FR_FLOAT32 else cnp.NPY_FLOAT64
         self.itemsize = 4 if self.dtype == c.FR_FLOAT32 else 8
-        if cells is not None and len(cells) != n:
-            raise ValueError(f"cells: expected one per layer ({n}), got {len(cells)}")
+        if (cells is None) != (weights is None) or cells is not None and not len(cells) == len(weights) == n:
+            raise ValueError(f"cells, weights: expected both or neither, one per layer ({n})")
         self.cells = [] if cells is None else list(cells)
-        self.weights = [getattr(x, "_weights") for x in self.cells]
+        self.weights = [] if weights is None else list(weights)
         self.generation = generation
         self.h, self.c_ = [[], []], [[], []]
         mids = []
@@ -710,7 +710,7 @@ cdef class Stepper:
         cdef const void *xp
         cdef const void *op
         cdef cnp.npy_intp dims[2]
-        if not self._fresh():
+        if self.n == 0 or not self._fresh():
             return None
         if not _exact_2d(x, self.batch, self.depth, self.typenum, &xp):
             return None
@@ -838,11 +838,14 @@ cdef inline bint _exact_2d(object a, Py_ssize_t rows, Py_ssize_t width, int type
     return True
 
 
-cdef bint _weights_unchanged(list cells, list weights):
-    """Whether every cell still has the weights (the same dict object) it had."""
+cdef bint _weights_unchanged(object cells, list weights):
+    """Whether each of ``cells`` (a list or tuple, one per entry of ``weights``) still has the
+    weights (the same dict object) that ``weights`` holds."""
     cdef Py_ssize_t i
-    for i in range(len(cells)):
-        if getattr(cells[i], "_weights") is not weights[i]:
+    if len(cells) != len(weights):
+        return False
+    for i in range(len(weights)):
+        if getattr(cells[i], "_weights", None) is not weights[i]:
             return False
     return True
 
@@ -865,9 +868,10 @@ cdef class CallPlan:
     ``options``; ``batch``; ``lstm_tuple``: the class of an LSTM layer's state
     (``LSTMStateTuple``; every LSTM layer's state a tuple of it, ``(c, h)``); ``multi``:
     the state is a tuple of the layers' states (a ``MultiRNNCell``), else the one layer's;
-    ``cells``: each layer's cell, whose weights (``_weights``, by identity) :meth:`fresh`
-    compares with theirs now; ``generation``: the options' generation (:func:`generation`,
-    read before ``options``) that :meth:`fresh` compares with the one now.
+    ``weights``: the weights (dict) each layer's ``Layer`` was made from, which :meth:`fresh`
+    compares (by identity) with those of the cell it is given; ``generation``: the options'
+    generation (:func:`generation`, read before ``options``) that :meth:`fresh` compares with
+    the one now.
     """
     cdef c.fr_layer Ls[PLAN_MAX_LAYERS]
     cdef c.fr_options opts
@@ -880,9 +884,12 @@ cdef class CallPlan:
     cdef object lstm_tuple
     cdef object zeros  # [batch, widest state] of zeros: every layer's zero h and c
     cdef readonly unsigned long generation  # the options' generation it was made under
-    cdef list cells, weights  # each layer's cell and its weights (dict) when made
+    cdef list weights  # the weights (dict) each layer's Layer was made from
 
-    def __init__(self, list layers, Options options, Py_ssize_t batch, lstm_tuple, bint multi, list cells,
+    def __cinit__(self):
+        self.n = 0  # (until __init__ succeeds: every call returns None)
+
+    def __init__(self, list layers, Options options, Py_ssize_t batch, lstm_tuple, bint multi, list weights,
                  unsigned long generation):
         cdef Layer layer
         cdef int i, n = len(layers)
@@ -896,11 +903,10 @@ cdef class CallPlan:
             raise ValueError(f"batch: expected a positive number of rows, got {batch}")
         if n > 1 and not multi:
             raise ValueError("multi: several layers make a MultiRNNCell's state")
-        self.n, self.batch, self.opts, self.multi, self.lstm_tuple = n, batch, options.opts, multi, lstm_tuple
-        if len(cells) != n:
-            raise ValueError(f"cells: expected one per layer ({n}), got {len(cells)}")
-        self.cells, self.weights = list(cells), [getattr(x, "_weights") for x in cells]
-        self.generation = generation
+        if len(weights) != n:
+            raise ValueError(f"weights: expected one per layer ({n}), got {len(weights)}")
+        self.batch, self.opts, self.multi, self.lstm_tuple = batch, options.opts, multi, lstm_tuple
+        self.weights, self.generation = list(weights), generation
         self.held = []
         first = <Layer?>layers[0]
         self.depth = first.L.depth
@@ -931,11 +937,17 @@ cdef class CallPlan:
             if ws == 0:
                 _check(c.FR_ERR_ARG)
             self.work_size = max(self.work_size, ws)
+        self.n = n  # made: calls may run
 
-    def fresh(self):
-        """Whether the plan was made under the options now and every layer's cell still has the
-        weights it was made from."""
-        return self.generation == _generation and _weights_unchanged(self.cells, self.weights)
+    cdef bint _fresh(self, object cell):
+        return (self.n > 0 and self.generation == _generation
+                and _weights_unchanged(getattr(cell, "_cells", ()) if self.multi else (cell,), self.weights))
+
+    def fresh(self, cell):
+        """Whether the plan was made under the options now and ``cell`` (the stack, for a
+        ``MultiRNNCell``) still has the weights the plan's layers were made from.  (The plan keeps
+        no reference to the cell, which keeps it: a cell goes with its last reference.)"""
+        return self._fresh(cell)
 
     cdef object _run(self, const void *x, const void **h0, const void **c0, object out):
         """The layers from ``x``, each from ``h0[i]``/``c0[i]``, the last one's output into
@@ -994,7 +1006,7 @@ cdef class CallPlan:
             s = (<tuple>state)[i] if self.multi else state
             lstm = self.Ls[i].cell == c.FR_CELL_LSTM
             if lstm:
-                if type(s) is not self.lstm_tuple:
+                if type(s) is not self.lstm_tuple or len(<tuple>s) != 2:
                     return False
                 if not (_exact_2d((<tuple>s)[0], rows, self.Ls[i].units, self.typenum, &c0[i])
                         and _exact_2d((<tuple>s)[1], rows, self.Ls[i].proj, self.typenum, &h0[i])):
@@ -1012,7 +1024,8 @@ cdef class CallPlan:
         cdef const void *h0[PLAN_MAX_LAYERS]
         cdef const void *c0[PLAN_MAX_LAYERS]
         cdef cnp.npy_intp dims[2]
-        if not _exact_2d(x, self.batch, self.depth, self.typenum, &xp) or not self._state(state, h0, c0):
+        if self.n == 0 or not _exact_2d(x, self.batch, self.depth, self.typenum, &xp) \
+                or not self._state(state, h0, c0):
             return None
         dims[0], dims[1] = self.batch, self.Ls[self.n - 1].proj
         out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
@@ -1029,7 +1042,7 @@ cdef class CallPlan:
         cdef cnp.npy_intp dims[3]
         cdef int i
         cdef void *zp
-        if not cnp.PyArray_CheckExact(x):
+        if self.n == 0 or not cnp.PyArray_CheckExact(x):
             return None
         cdef cnp.ndarray arr = <cnp.ndarray>x
         cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(arr)
@@ -1055,17 +1068,18 @@ NO_PLAN = object()  # plan_step / plan_sequence: the cell has no fresh plan for 
 
 
 cdef object _fresh_plan(object cell, Py_ssize_t batch):
-    """The fresh CallPlan kept on ``cell`` (its ``_plans`` by batch), else None."""
-    plans = getattr(cell, "__dict__").get("_plans")
-    if plans is None:
+    """The fresh CallPlan that ``cell`` keeps for ``batch`` rows (``cell._plans``, made by
+    fastrnn._compiled), else None -- also for any object that is not such a cell."""
+    d = getattr(cell, "__dict__", None)
+    if type(d) is not dict:
         return None
-    plan = (<dict?>plans).get(batch)
-    if plan is None:
+    plans = (<dict>d).get("_plans")
+    if type(plans) is not dict:
         return None
-    cdef CallPlan p = <CallPlan?>plan
-    if p.generation != _generation or not _weights_unchanged(p.cells, p.weights):
+    plan = (<dict>plans).get(batch)
+    if not isinstance(plan, CallPlan) or not (<CallPlan>plan)._fresh(cell):
         return None
-    return p
+    return plan
 
 
 def plan_step(cell, x, state):
