@@ -12,7 +12,10 @@ passed on as ``initial_state``), done by ``fr.Stream``: the state stays inside, 
 2. tokens arriving one at a time at a two-layer LSTM;
 3. a padded batch of three sequences (lengths 50, 23 and 8) fed in chunks of 16 steps, each
    chunk with its own ``sequence_length`` (``np.clip(lengths - start, 0, 16)``): rows that
-   have ended output zeros and keep their final state.
+   have ended output zeros and keep their final state;
+4. the same tokens as 2. the TF1 way, without a Stream: ``out, state = cell(x, state)`` or a
+   one-step ``dynamic_rnn(cell, x, initial_state=state)``, the state fed back by hand -- fast
+   too when the arrays are already the cell's dtype and shapes (they skip the validation).
 """
 from __future__ import annotations
 
@@ -102,6 +105,32 @@ def a_padded_batch_in_chunks() -> None:
           f"{streamed.shape}, each row's final state at its own last step")
 
 
+def the_tf1_loop_by_hand() -> None:
+    vocabulary, depth, steps = 50, 8, 40
+    rng = np.random.default_rng(1)
+    embedding = rng.standard_normal((vocabulary, depth)).astype(np.float32)
+    tokens = rng.integers(0, vocabulary, steps)
+    cell = fr.MultiRNNCell([fr.LSTMCell(16, use_peepholes=True, seed=0), fr.LSTMCell(12, num_proj=6, seed=1)])
+    state = cell.zero_state(1, np.float32)
+    by_cell = []
+    for token in tokens:                               # a TF1 decoder's loop: the cell called step by step
+        out, state = cell(embedding[token][None], state)
+        by_cell.append(out)
+    state2 = cell.zero_state(1, np.float32)
+    by_driver = []
+    for token in tokens:                               # or a one-step dynamic_rnn fed its final state back
+        out3, state2 = fr.dynamic_rnn(cell, embedding[token][None, None], initial_state=state2)
+        by_driver.append(out3[:, 0])
+
+    whole, final = fr.dynamic_rnn(cell, embedding[tokens][None])
+    for outputs, last in ((by_cell, state), (by_driver, state2)):
+        np.testing.assert_allclose(np.concatenate(outputs), whole[0], rtol=1e-5, atol=1e-6)
+        for got, want in zip(_leaves(last), _leaves(final)):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    print(f"4. the same {steps} tokens by cell(x, state) and by one-step dynamic_rnn calls, the state fed "
+          "back by hand == one dynamic_rnn")
+
+
 def _leaves(state: object) -> List[np.ndarray]:
     if isinstance(state, (tuple, list)):
         return [leaf for s in state for leaf in _leaves(s)]
@@ -113,6 +142,7 @@ def main() -> None:
     filter_a_signal()
     tokens_one_at_a_time()
     a_padded_batch_in_chunks()
+    the_tf1_loop_by_hand()
 
 
 if __name__ == "__main__":
