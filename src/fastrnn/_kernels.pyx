@@ -824,18 +824,29 @@ def set_handoff_ns(long ns):
 MAX_PLAN_LAYERS = PLAN_MAX_LAYERS  # layers of a CallPlan, at most
 
 
-cdef inline bint _exact_2d(object a, Py_ssize_t rows, Py_ssize_t width, int typenum, const void **data):
-    """Whether ``a`` is exactly an ndarray ``[rows, width]`` of ``typenum`` the kernels read as
-    it is (C-contiguous, aligned, native byte order); its data at ``*data``."""
+cdef inline bint _exact_array(object a, int ndim, const cnp.npy_intp *shape, int typenum, const void **data):
+    """Whether ``a`` is exactly an ndarray of ``shape`` (``ndim`` dimensions) and ``typenum`` the
+    kernels read as it is (C-contiguous, aligned, native byte order); its data at ``*data``."""
+    cdef int i
     if not cnp.PyArray_CheckExact(a):
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>a
     cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(arr)
-    if (cnp.PyArray_NDIM(arr) != 2 or dims[0] != rows or dims[1] != width or cnp.PyArray_TYPE(arr) != typenum
+    if (cnp.PyArray_NDIM(arr) != ndim or cnp.PyArray_TYPE(arr) != typenum
             or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISBEHAVED_RO(arr)):
         return False
+    for i in range(ndim):
+        if dims[i] != shape[i]:
+            return False
     data[0] = cnp.PyArray_DATA(arr)
     return True
+
+
+cdef inline bint _exact_2d(object a, Py_ssize_t rows, Py_ssize_t width, int typenum, const void **data):
+    """:func:`_exact_array` of shape ``[rows, width]``."""
+    cdef cnp.npy_intp shape[2]
+    shape[0], shape[1] = rows, width
+    return _exact_array(a, 2, shape, typenum, data)
 
 
 cdef bint _weights_unchanged(object cells, list weights):
@@ -1040,16 +1051,11 @@ cdef class CallPlan:
         cdef const void *h0[PLAN_MAX_LAYERS]
         cdef const void *c0[PLAN_MAX_LAYERS]
         cdef cnp.npy_intp dims[3]
+        cdef const void *xp
         cdef int i
         cdef void *zp
-        if self.n == 0 or not cnp.PyArray_CheckExact(x):
-            return None
-        cdef cnp.ndarray arr = <cnp.ndarray>x
-        cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(arr)
-        if (cnp.PyArray_NDIM(arr) != 3 or xd[0] != (1 if time_major else self.batch)
-                or xd[1] != (self.batch if time_major else 1) or xd[2] != self.depth
-                or cnp.PyArray_TYPE(arr) != self.typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
-                or not cnp.PyArray_ISBEHAVED_RO(arr)):
+        dims[0], dims[1], dims[2] = 1 if time_major else self.batch, self.batch if time_major else 1, self.depth
+        if self.n == 0 or not _exact_array(x, 3, dims, self.typenum, &xp):
             return None
         if state is not None:
             if not self._state(state, h0, c0):
@@ -1059,9 +1065,9 @@ cdef class CallPlan:
             for i in range(self.n):
                 h0[i] = zp
                 c0[i] = zp if self.Ls[i].cell == c.FR_CELL_LSTM else NULL
-        dims[0], dims[1], dims[2] = xd[0], xd[1], self.Ls[self.n - 1].proj
+        dims[2] = self.Ls[self.n - 1].proj  # the outputs: x's shape, output_size wide
         out = cnp.PyArray_EMPTY(3, dims, self.typenum, 0)
-        return out, self._run(cnp.PyArray_DATA(arr), h0, c0, out)
+        return out, self._run(xp, h0, c0, out)
 
 
 NO_PLAN = object()  # plan_step / plan_sequence: the cell has no fresh plan for this call
