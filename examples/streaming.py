@@ -20,7 +20,7 @@ passed on as ``initial_state``), done by ``fr.Stream``: the state stays inside, 
 from __future__ import annotations
 
 import math
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 import numpy as np
 
@@ -68,19 +68,31 @@ def filter_a_signal() -> None:
           " (a lagging low-pass)")
 
 
-def tokens_one_at_a_time() -> None:
+def token_task() -> Tuple[np.ndarray, np.ndarray, fr.MultiRNNCell]:
+    """An embedding table, 40 tokens and a two-layer LSTM (parts 2 and 4)."""
     vocabulary, depth, steps = 50, 8, 40
     rng = np.random.default_rng(1)
     embedding = rng.standard_normal((vocabulary, depth)).astype(np.float32)
     tokens = rng.integers(0, vocabulary, steps)
     cell = fr.MultiRNNCell([fr.LSTMCell(16, use_peepholes=True, seed=0), fr.LSTMCell(12, num_proj=6, seed=1)])
+    return embedding, tokens, cell
+
+
+def check_one_call(outputs: List[np.ndarray], state: object, whole: np.ndarray, final: object) -> None:
+    """Steps' outputs (each [1, output_size]) and last state == one dynamic_rnn call's."""
+    np.testing.assert_allclose(np.concatenate(outputs), whole[0], rtol=1e-5, atol=1e-6)
+    for got, want in zip(_leaves(state), _leaves(final)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def tokens_one_at_a_time() -> None:
+    embedding, tokens, cell = token_task()
+    steps = len(tokens)
     stream = fr.Stream(cell)
     outputs = [stream.step(embedding[token][None]) for token in tokens]  # as each token arrives
 
     whole, state = fr.dynamic_rnn(cell, embedding[tokens][None])
-    np.testing.assert_allclose(np.concatenate(outputs), whole[0], rtol=1e-5, atol=1e-6)
-    for got, want in zip(_leaves(stream.state), _leaves(state)):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    check_one_call(outputs, stream.state, whole, state)
     print(f"2. {steps} tokens through a 2-layer LSTM one at a time == one dynamic_rnn: outputs "
           f"{whole.shape}, state {[s.c.shape for s in stream.state]} (c of each layer)")
 
@@ -106,11 +118,8 @@ def a_padded_batch_in_chunks() -> None:
 
 
 def the_tf1_loop_by_hand() -> None:
-    vocabulary, depth, steps = 50, 8, 40
-    rng = np.random.default_rng(1)
-    embedding = rng.standard_normal((vocabulary, depth)).astype(np.float32)
-    tokens = rng.integers(0, vocabulary, steps)
-    cell = fr.MultiRNNCell([fr.LSTMCell(16, use_peepholes=True, seed=0), fr.LSTMCell(12, num_proj=6, seed=1)])
+    embedding, tokens, cell = token_task()
+    steps = len(tokens)
     state = cell.zero_state(1, np.float32)
     by_cell = []
     for token in tokens:                               # a TF1 decoder's loop: the cell called step by step
@@ -123,10 +132,8 @@ def the_tf1_loop_by_hand() -> None:
         by_driver.append(out3[:, 0])
 
     whole, final = fr.dynamic_rnn(cell, embedding[tokens][None])
-    for outputs, last in ((by_cell, state), (by_driver, state2)):
-        np.testing.assert_allclose(np.concatenate(outputs), whole[0], rtol=1e-5, atol=1e-6)
-        for got, want in zip(_leaves(last), _leaves(final)):
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    check_one_call(by_cell, state, whole, final)
+    check_one_call(by_driver, state2, whole, final)
     print(f"4. the same {steps} tokens by cell(x, state) and by one-step dynamic_rnn calls, the state fed "
           "back by hand == one dynamic_rnn")
 
