@@ -20,17 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "fastrnn.h"
 #include "fr_probe.h"
+#include "test_clock.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static float *randoms(size_t n, unsigned *seed)
 {
@@ -97,7 +91,7 @@ static double step_us(int cell, int isa, int xproj, ptrdiff_t units, double seco
     if (!work)
         exit(1);
     for (trial = -1; trial < 3; ++trial) { /* trial -1: calibrate n to about `seconds` */
-        double t = now();
+        double t = test_now();
         for (i = 0; i < n; ++i, p ^= 1) {
             S.h0 = h[p];
             S.h_final = h[p ^ 1];
@@ -106,7 +100,7 @@ static double step_us(int cell, int isa, int xproj, ptrdiff_t units, double seco
             if (fr_layer_forward(&L, &S, &o, work, ws) != FR_OK)
                 exit(1);
         }
-        t = now() - t;
+        t = test_now() - t;
         if (trial < 0) {
             n = (long)((double)n * seconds / (t > 1e-6 ? t : 1e-6)) + 1;
             continue;

@@ -17,18 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "fastrnn.h"
 #include "fr_internal.h"
 #include "fr_probe.h"
+#include "test_clock.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* GFLOP/s of the tile: repeat passes until `seconds` have gone by; the best of 3 timings. */
 static double rate(int isa, int dtype, int R, int nv, long K, long npanels, const void *A, const void *B, void *C,
@@ -38,8 +32,8 @@ static double rate(int isa, int dtype, int R, int nv, long K, long npanels, cons
     long reps = 1;
     int trial;
     for (;;) { /* calibrate: ~1/10 of the time per timing */
-        double t = now(), f = fr_tile_flops(isa, dtype, R, nv, K, npanels, reps, A, B, C);
-        t = now() - t;
+        double t = test_now(), f = fr_tile_flops(isa, dtype, R, nv, K, npanels, reps, A, B, C);
+        t = test_now() - t;
         if (f <= 0.0)
             return f;
         if (t > seconds / 10)
@@ -47,8 +41,8 @@ static double rate(int isa, int dtype, int R, int nv, long K, long npanels, cons
         reps *= 2;
     }
     for (trial = 0; trial < 3; ++trial) {
-        double t = now(), f = fr_tile_flops(isa, dtype, R, nv, K, npanels, reps, A, B, C);
-        t = now() - t;
+        double t = test_now(), f = fr_tile_flops(isa, dtype, R, nv, K, npanels, reps, A, B, C);
+        t = test_now() - t;
         if (f / t / 1e9 > best)
             best = f / t / 1e9;
     }

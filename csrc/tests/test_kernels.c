@@ -34,11 +34,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <pthread.h>
 
 #include "../fastrnn.h"
 #include "../fr_internal.h"
+#include "test_clock.h"
 
 static int g_pass, g_fail;
 
@@ -1235,13 +1235,6 @@ static void test_cancel(void)
 /* fr_serial_*: a waiter returns at once when no other thread is in a serial section (or its
  * section is older than the wait's bound), waits while one is in a fresh section, and returns
  * as soon as that one leaves -- and never much longer than its bound. */
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static struct {
     int phase;      /* atomic: 1 = the other thread entered, 2 = leave now, 3 = left */
     double entered; /* when it entered (before phase 1) */
@@ -1250,7 +1243,7 @@ static struct {
 static void *serial_other(void *arg)
 {
     (void)arg;
-    g_serial.entered = mono_s();
+    g_serial.entered = test_now();
     fr_serial_enter();
     __atomic_store_n(&g_serial.phase, 1, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&g_serial.phase, __ATOMIC_SEQ_CST) != 2)
@@ -1273,35 +1266,35 @@ static void test_serial(void)
     double t;
     int k;
     fr_serial_enter(); /* the caller's own section is never waited for */
-    t = mono_s();
+    t = test_now();
     fr_serial_wait(200000000L);
-    CHECK(mono_s() - t < 0.05, "serial: waited %.3f s for its own section", mono_s() - t);
+    CHECK(test_now() - t < 0.05, "serial: waited %.3f s for its own section", test_now() - t);
     fr_serial_leave();
 
     g_serial.phase = 0;
     CHECK(pthread_create(&other, NULL, serial_other, NULL) == 0, "serial: pthread_create");
     while (__atomic_load_n(&g_serial.phase, __ATOMIC_SEQ_CST) != 1)
         ;
-    t = mono_s(); /* another thread in a fresh section: a short bound runs out (2 ms after it entered) */
+    t = test_now(); /* another thread in a fresh section: a short bound runs out (2 ms after it entered) */
     fr_serial_wait(2000000L);
-    CHECK(mono_s() - g_serial.entered >= 0.0019 && mono_s() - t < 0.5, "serial: a 2 ms wait ended %.4f s after "
-          "the section began", mono_s() - g_serial.entered);
-    t = mono_s(); /* ... and a section older than the bound is not waited for */
+    CHECK(test_now() - g_serial.entered >= 0.0019 && test_now() - t < 0.5, "serial: a 2 ms wait ended %.4f s after "
+          "the section began", test_now() - g_serial.entered);
+    t = test_now(); /* ... and a section older than the bound is not waited for */
     fr_serial_wait(1000000L);
-    CHECK(mono_s() - t < 0.05, "serial: waited %.3f s for a section older than the bound", mono_s() - t);
+    CHECK(test_now() - t < 0.05, "serial: waited %.3f s for a section older than the bound", test_now() - t);
     __atomic_store_n(&g_serial.phase, 2, __ATOMIC_SEQ_CST); /* it leaves: a long wait ends with it */
-    t = mono_s();
+    t = test_now();
     fr_serial_wait(10000000000L);
-    t = mono_s() - t;
+    t = test_now() - t;
     CHECK(t < 5.0, "serial: a wait outlived the section it waited for by %.3f s", t);
     pthread_join(other, NULL);
 
     g_serial.phase = 0; /* a thread that exits inside its section gives its slot back */
     CHECK(pthread_create(&other, NULL, serial_exits, NULL) == 0, "serial: pthread_create");
     pthread_join(other, NULL);
-    t = mono_s();
+    t = test_now();
     fr_serial_wait(10000000000L);
-    CHECK(mono_s() - t < 5.0, "serial: waited %.3f s for a thread that had exited", mono_s() - t);
+    CHECK(test_now() - t < 5.0, "serial: waited %.3f s for a thread that had exited", test_now() - t);
     for (k = 0; k < 200; ++k) { /* more threads than slots over time: each exit frees its slot, */
         CHECK(pthread_create(&other, NULL, serial_exits, NULL) == 0, "serial: pthread_create");
         pthread_join(other, NULL);
@@ -1311,8 +1304,8 @@ static void test_serial(void)
     while (__atomic_load_n(&g_serial.phase, __ATOMIC_SEQ_CST) != 1)
         ;
     fr_serial_wait(2000000L);
-    CHECK(mono_s() - g_serial.entered >= 0.0019, "serial: the 201st thread had no slot (the wait ended %.4f s "
-          "after its section began)", mono_s() - g_serial.entered);
+    CHECK(test_now() - g_serial.entered >= 0.0019, "serial: the 201st thread had no slot (the wait ended %.4f s "
+          "after its section began)", test_now() - g_serial.entered);
     __atomic_store_n(&g_serial.phase, 2, __ATOMIC_SEQ_CST);
     pthread_join(other, NULL);
 }
